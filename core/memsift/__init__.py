@@ -1,0 +1,98 @@
+"""memsift: long-term memory for AI agents with reranker-enhanced search."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from memsift.config import MemoryConfig, env_secret, require_secret
+from memsift.errors import (
+    ConfigError,
+    EmbedderMismatchError,
+    FilterError,
+    InvalidInputError,
+    MemoryNotFoundError,
+    MemsiftError,
+    ModelNotFoundError,
+    PluginError,
+    ProviderError,
+    ProviderNotFoundError,
+    RerankError,
+    RerankTimeoutError,
+    ScopeError,
+    StoreError,
+    UnknownArgumentError,
+)
+from memsift.hookspecs import hookimpl
+from memsift.interfaces import (
+    LLM,
+    Embedder,
+    EmbedderConfig,
+    EmbedderIdentity,
+    LLMConfig,
+    MemoryRecord,
+    ProviderConfig,
+    Reranker,
+    RerankerConfig,
+    VectorHit,
+    VectorStore,
+    VectorStoreConfig,
+)
+from memsift.registry import ProviderRegistrar
+
+if TYPE_CHECKING:
+    from memsift.async_memory import AsyncMemory
+    from memsift.memory import Memory
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Memory and AsyncMemory import the whole pipeline; load them on first use.
+    if name == "Memory":
+        from memsift.memory import Memory
+
+        return Memory
+    if name == "AsyncMemory":
+        from memsift.async_memory import AsyncMemory
+
+        return AsyncMemory
+    raise AttributeError(f"module 'memsift' has no attribute {name!r}")
+
+
+__all__ = [
+    "LLM",
+    "AsyncMemory",
+    "ConfigError",
+    "Embedder",
+    "EmbedderConfig",
+    "EmbedderIdentity",
+    "EmbedderMismatchError",
+    "FilterError",
+    "InvalidInputError",
+    "LLMConfig",
+    "Memory",
+    "MemoryConfig",
+    "MemoryNotFoundError",
+    "MemoryRecord",
+    "MemsiftError",
+    "ModelNotFoundError",
+    "PluginError",
+    "ProviderConfig",
+    "ProviderError",
+    "ProviderNotFoundError",
+    "ProviderRegistrar",
+    "RerankError",
+    "RerankTimeoutError",
+    "Reranker",
+    "RerankerConfig",
+    "ScopeError",
+    "StoreError",
+    "UnknownArgumentError",
+    "VectorHit",
+    "VectorStore",
+    "VectorStoreConfig",
+    "__version__",
+    "env_secret",
+    "hookimpl",
+    "require_secret",
+]

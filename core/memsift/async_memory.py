@@ -1,0 +1,153 @@
+"""``AsyncMemory``: the same surface as ``Memory``, for asyncio programs.
+
+Search and add use the providers' async twins (native async clients where a provider has
+them, so a hosted reranker never blocks the event loop); the storage operations run in a
+worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from memsift.config import MemoryConfig
+from memsift.memory import (
+    ADD_ARGS,
+    DELETE_ALL_ARGS,
+    GET_ALL_ARGS,
+    SEARCH_ARGS,
+    MemoryCore,
+    check_metadata,
+    check_scope,
+    extraction_messages,
+    memory_hash,
+    normalize_messages,
+    parse_facts,
+    reject_unknown,
+)
+
+
+class AsyncMemory(MemoryCore):
+    """Long-term memory with reranker-enhanced search, for asyncio."""
+
+    @classmethod
+    def from_config(cls, config: MemoryConfig | Mapping[str, Any] | None = None) -> AsyncMemory:
+        """Build an AsyncMemory from a config dict (see :class:`memsift.MemoryConfig`)."""
+        return cls(config)
+
+    async def __aenter__(self) -> AsyncMemory:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.close)
+
+    async def add(
+        self,
+        messages: Any,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        infer: bool | None = None,
+        **unknown: Any,
+    ) -> dict[str, Any]:
+        reject_unknown("add", unknown, ADD_ARGS)
+        pairs = normalize_messages(messages)
+        scope = check_scope(user_id, agent_id, run_id)
+        meta = check_metadata(metadata)
+        if self._decide_infer(infer):
+            assert self.llm is not None
+            answer = await self.llm.agenerate(extraction_messages(pairs), json_output=True)
+            facts = parse_facts(answer)
+            existing = await asyncio.to_thread(
+                self._existing_hashes, [memory_hash(f) for f in facts], scope
+            )
+            texts = [f for f in facts if memory_hash(f) not in existing]
+        else:
+            texts = [content for role, content in pairs if role != "system"]
+        if not texts:
+            return {"results": []}
+        records = self._new_records(texts, scope, meta)
+        vectors = await self.embedder.aembed(texts, purpose="document")
+        await self.vector_store.ainsert(records, vectors)
+        await asyncio.to_thread(self.history_db.record, self._add_events(records))
+        return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD"} for r in records]}
+
+    async def search(
+        self,
+        query: str,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        top_k: int = 10,
+        rerank: bool | None = None,
+        threshold: float | None = None,
+        **unknown: Any,
+    ) -> dict[str, Any]:
+        reject_unknown("search", unknown, SEARCH_ARGS)
+        timings: dict[str, float] = {"_start": time.perf_counter()}
+        query, parsed, top_k, apply, threshold, fetch = self._plan_search(
+            query, filters, user_id, agent_id, run_id, top_k, rerank, threshold
+        )
+        t0 = time.perf_counter()
+        vectors = await self.embedder.aembed([query], purpose="query")
+        t1 = time.perf_counter()
+        hits = await self.vector_store.asearch(vectors[0], filters=parsed, limit=fetch)
+        t2 = time.perf_counter()
+        timings["embed_ms"] = (t1 - t0) * 1000
+        timings["vector_ms"] = (t2 - t1) * 1000
+        if apply and self.reranker_stage is not None and hits:
+            pool = self.reranker_stage.pool_size(top_k)
+            outcome = await self.reranker_stage.arun(query, hits[:pool])
+        else:
+            outcome = self._skipped_outcome()
+        timings["rerank_ms"] = outcome.duration_ms
+        timings["rerank_provider_ms"] = outcome.provider_ms
+        return self._respond(query, hits, outcome, top_k, threshold, timings, is_async=True)
+
+    async def get(self, memory_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._get, memory_id)
+
+    async def get_all(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        top_k: int = 100,
+        **unknown: Any,
+    ) -> dict[str, Any]:
+        reject_unknown("get_all", unknown, GET_ALL_ARGS)
+        return await asyncio.to_thread(self._get_all, filters, user_id, agent_id, run_id, top_k)
+
+    async def update(
+        self, memory_id: str, data: str, metadata: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return await asyncio.to_thread(self._update, memory_id, data, metadata)
+
+    async def delete(self, memory_id: str) -> dict[str, Any]:
+        return await asyncio.to_thread(self._delete, memory_id)
+
+    async def delete_all(
+        self,
+        *,
+        filters: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        **unknown: Any,
+    ) -> dict[str, Any]:
+        reject_unknown("delete_all", unknown, DELETE_ALL_ARGS)
+        return await asyncio.to_thread(self._delete_all, filters, user_id, agent_id, run_id)
+
+    async def history(self, memory_id: str) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self._history, memory_id)
+
+    async def reset(self) -> None:
+        await asyncio.to_thread(self._reset)

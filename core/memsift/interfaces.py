@@ -1,0 +1,300 @@
+"""The abstract bases every provider implements, their config bases, and plain data types.
+
+A provider is a class with a pydantic config model. The core builds it as
+``ProviderClass(config)``; the pipeline owns ordering, truncation, caching, timing and
+fallback, so providers stay small. Each sync method has an async twin whose default runs
+the sync one in a worker thread; providers with native async clients override it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from memsift.filters import Filter
+
+FloatArray = npt.NDArray[np.float32]
+ProviderKind = Literal["embedder", "reranker", "vector_store", "llm"]
+PROVIDER_KINDS: tuple[ProviderKind, ...] = ("vector_store", "embedder", "llm", "reranker")
+
+
+# --------------------------------------------------------------------------- configs
+
+
+class ProviderConfig(BaseModel):
+    """Base of every provider's config: unknown keys are errors, never ignored."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+
+class EmbedderConfig(ProviderConfig):
+    """Base config of an embedder."""
+
+
+class VectorStoreConfig(ProviderConfig):
+    """Base config of a vector store."""
+
+
+class LLMConfig(ProviderConfig):
+    """Base config of an LLM."""
+
+
+class RerankerConfig(ProviderConfig):
+    """Base config of a reranker: the options the search pipeline honours for every provider.
+
+    ``top_k`` is the candidate pool: how many vector-stage candidates the reranker scores
+    (default ``min(max(3 * top_k, 20), 100)`` of the search's ``top_k``).
+    """
+
+    top_k: int | None = Field(default=None, ge=1, le=1000, description="candidate pool size")
+    timeout: float | None = Field(default=None, gt=0, description="seconds before fallback")
+    on_error: Literal["fallback", "raise"] = Field(
+        default="fallback", description="on failure: return vector order, or raise"
+    )
+    cache_size: int = Field(default=0, ge=0, description="entries in the rerank-score cache")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """Which embedder filled a store: vectors from another must never be mixed in."""
+
+    provider: str
+    model: str
+    dims: int
+
+
+@dataclass
+class MemoryRecord:
+    """One stored memory, as a vector store holds it."""
+
+    id: str
+    memory: str
+    hash: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+    agent_id: str | None = None
+    run_id: str | None = None
+    created_at: str = ""
+    updated_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "memory": self.memory,
+            "hash": self.hash,
+            "metadata": dict(self.metadata),
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        for key in ("user_id", "agent_id", "run_id"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        return out
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """What a reranker sees of one candidate: its text, its vector score and its record."""
+
+    text: str
+    vector_score: float
+    record: MemoryRecord
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """A vector-stage candidate: the record and its similarity (higher is better)."""
+
+    record: MemoryRecord
+    score: float
+
+
+# --------------------------------------------------------------------------- providers
+
+
+class Embedder(ABC):
+    """Turns texts into L2-normalised float32 vectors."""
+
+    def __init__(self, config: EmbedderConfig) -> None:
+        self.config = config
+
+    @property
+    @abstractmethod
+    def dims(self) -> int:
+        """The dimension of the vectors this embedder returns."""
+
+    @property
+    def model_name(self) -> str:
+        """The model's name, recorded by the store to refuse mixing embedders."""
+        return str(getattr(self.config, "model", "") or "")
+
+    @abstractmethod
+    def embed(
+        self, texts: Sequence[str], *, purpose: Literal["document", "query"] = "document"
+    ) -> FloatArray:
+        """Embed ``texts`` in one batch: an array of shape ``(len(texts), dims)``."""
+
+    async def aembed(
+        self, texts: Sequence[str], *, purpose: Literal["document", "query"] = "document"
+    ) -> FloatArray:
+        return await asyncio.to_thread(self.embed, texts, purpose=purpose)
+
+    def close(self) -> None:
+        """Release resources (sessions, clients). Default: nothing."""
+
+
+class Reranker(ABC):
+    """Scores documents against a query: one score per document, in input order.
+
+    Built-in rerankers return scores in [0, 1] so scores compare across providers.
+    """
+
+    config: RerankerConfig
+
+    def __init__(self, config: RerankerConfig) -> None:
+        self.config = config
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.config, "model", "") or "")
+
+    #: True for providers that call a paid API; turns the score cache on by default.
+    hosted: ClassVar[bool] = False
+
+    @abstractmethod
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Return one score per document, in the order of ``documents``."""
+
+    async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        return await asyncio.to_thread(self.rerank, query, documents)
+
+    def score_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
+        """What the search pipeline calls: by default ``rerank`` on the candidates' texts.
+
+        Override it to use more than the text (the vector score, the metadata).
+        """
+        return self.rerank(query, [c.text for c in candidates])
+
+    async def ascore_candidates(
+        self, query: str, candidates: Sequence[Candidate]
+    ) -> list[float]:
+        """The async twin of :meth:`score_candidates`: by default ``arerank``."""
+        return await self.arerank(query, [c.text for c in candidates])
+
+    def close(self) -> None:
+        """Release resources (sessions, clients). Default: nothing."""
+
+    async def aclose(self) -> None:
+        self.close()
+
+
+class LLM(ABC):
+    """Generates text from chat messages."""
+
+    def __init__(self, config: LLMConfig) -> None:
+        self.config = config
+
+    @property
+    def model_name(self) -> str:
+        return str(getattr(self.config, "model", "") or "")
+
+    @abstractmethod
+    def generate(
+        self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False
+    ) -> str:
+        """Answer the chat ``messages``; with ``json_output`` the answer is a JSON text."""
+
+    async def agenerate(
+        self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False
+    ) -> str:
+        return await asyncio.to_thread(self.generate, messages, json_output=json_output)
+
+    def close(self) -> None:
+        """Release resources. Default: nothing."""
+
+
+class VectorStore(ABC):
+    """Holds memories and their vectors; answers exact filtered similarity searches.
+
+    Every store must give the same answer as :func:`memsift.filters.evaluate` for every
+    filter (pre-filtering: a selective filter never yields fewer hits than exist).
+    Scores are similarities: higher is better.
+    """
+
+    def __init__(self, config: VectorStoreConfig) -> None:
+        self.config = config
+
+    @abstractmethod
+    def open(self, identity: EmbedderIdentity) -> None:
+        """Bind the store to an embedder; raise EmbedderMismatchError if filled by another."""
+
+    @abstractmethod
+    def insert(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
+        """Store records with their vectors atomically: all or none."""
+
+    @abstractmethod
+    def search(self, vector: FloatArray, *, filters: Filter, limit: int) -> list[VectorHit]:
+        """The best ``limit`` records that satisfy ``filters`` exactly, best first."""
+
+    @abstractmethod
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        """The record with this id, or None."""
+
+    @abstractmethod
+    def list(self, *, filters: Filter, limit: int) -> list[MemoryRecord]:
+        """Records that satisfy ``filters``, newest first, at most ``limit``."""
+
+    @abstractmethod
+    def update(self, record: MemoryRecord, vector: FloatArray | None) -> None:
+        """Replace a record (and its vector when given)."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> int:
+        """Delete records by id; return how many existed."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Delete every record (the embedder binding is forgotten too)."""
+
+    def close(self) -> None:
+        """Flush and release resources. Default: nothing."""
+
+    async def ainsert(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
+        await asyncio.to_thread(self.insert, records, vectors)
+
+    async def asearch(
+        self, vector: FloatArray, *, filters: Filter, limit: int
+    ) -> list[VectorHit]:
+        return await asyncio.to_thread(self.search, vector, filters=filters, limit=limit)
+
+
+__all__ = [
+    "LLM",
+    "Candidate",
+    "PROVIDER_KINDS",
+    "Embedder",
+    "EmbedderConfig",
+    "EmbedderIdentity",
+    "FloatArray",
+    "LLMConfig",
+    "MemoryRecord",
+    "ProviderConfig",
+    "ProviderKind",
+    "Reranker",
+    "RerankerConfig",
+    "VectorHit",
+    "VectorStore",
+    "VectorStoreConfig",
+]

@@ -1,0 +1,361 @@
+"""The search pipeline: vector stage, rerank stage, result assembly, with timings.
+
+The pipeline owns everything around a reranker call -- the candidate pool, the score
+cache, the timeout, validation of the scores, the fallback to vector order, ordering and
+timings -- so providers only map ``(query, documents)`` to scores. ``Memory`` and
+``AsyncMemory`` drive the same steps; only the awaiting differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from memsift.errors import InvalidInputError, RerankError, RerankTimeoutError
+from memsift.filters import Filter, parse_filter, require_scope
+from memsift.interfaces import Candidate, Reranker, RerankerConfig, VectorHit
+
+log = logging.getLogger("memsift.search")
+
+MAX_TOP_K = 1000
+
+
+def default_pool(top_k: int) -> int:
+    """The default candidate pool for a search returning ``top_k`` hits."""
+    return min(max(3 * top_k, 20), 100)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def check_query(query: Any) -> str:
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query must not be empty")
+    return query
+
+
+def check_top_k(top_k: Any, *, name: str = "top_k", maximum: int = MAX_TOP_K) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int):
+        raise InvalidInputError(f"{name} must be an integer, got {type(top_k).__name__}")
+    if not 1 <= top_k <= maximum:
+        raise InvalidInputError(f"{name} must be between 1 and {maximum}, got {top_k}")
+    return top_k
+
+
+def check_threshold(threshold: Any) -> float | None:
+    if threshold is None:
+        return None
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        raise InvalidInputError(f"threshold must be a number, got {type(threshold).__name__}")
+    if not math.isfinite(threshold):
+        raise InvalidInputError("threshold must be finite")
+    return float(threshold)
+
+
+def scoped_filter(
+    filters: Mapping[str, Any] | None,
+    *,
+    user_id: str | None,
+    agent_id: str | None,
+    run_id: str | None,
+    what: str,
+) -> Filter:
+    """Merge scope keyword arguments into ``filters``, parse, and enforce the scope rule."""
+    if filters is not None and not isinstance(filters, Mapping):
+        raise InvalidInputError(f"filters must be a dict, got {type(filters).__name__}")
+    spec: dict[str, Any] = dict(filters or {})
+    extra: list[dict[str, Any]] = []
+    for key, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value:
+            raise InvalidInputError(f"{key} must be a non-empty string")
+        extra.append({key: value})
+    if extra:
+        spec = {"AND": [spec, *extra]} if spec else {"AND": extra}
+    parsed = parse_filter(spec)
+    require_scope(parsed, what)
+    return parsed
+
+
+# --------------------------------------------------------------------------- cache
+
+
+class ScoreCache:
+    """LRU cache of rerank scores keyed by (provider, model, query, memory hash)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[tuple[str, str, str, str], float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str, str]) -> float | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[str, str, str, str], value: float) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass
+class RerankOutcome:
+    """What the rerank stage did; becomes the response's ``rerank`` block."""
+
+    provider: str | None
+    model: str | None
+    applied: bool = False
+    candidates: int = 0
+    duration_ms: float = 0.0
+    provider_ms: float = 0.0
+    cache_hits: int = 0
+    error: str | None = None
+    scores: list[float] | None = None
+
+    def block(self) -> dict[str, Any]:
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "applied": self.applied,
+            "candidates": self.candidates,
+            "duration_ms": round(self.duration_ms, 3),
+            "cache_hits": self.cache_hits,
+            "error": self.error,
+        }
+
+
+@dataclass
+class RerankStage:
+    """A configured reranker with its pipeline options and score cache."""
+
+    name: str
+    reranker: Reranker
+    cache: ScoreCache
+    _pool: concurrent.futures.ThreadPoolExecutor | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, name: str, reranker: Reranker) -> RerankStage:
+        cfg = reranker.config
+        size = cfg.cache_size if isinstance(cfg, RerankerConfig) else 0
+        return cls(name=name, reranker=reranker, cache=ScoreCache(size))
+
+    @property
+    def options(self) -> RerankerConfig:
+        cfg = self.reranker.config
+        return cfg if isinstance(cfg, RerankerConfig) else RerankerConfig()
+
+    def pool_size(self, top_k: int) -> int:
+        return self.options.top_k or default_pool(top_k)
+
+    def _lookup(
+        self, query: str, hits: Sequence[VectorHit]
+    ) -> tuple[list[float | None], list[int]]:
+        model = self.reranker.model_name
+        cached: list[float | None] = []
+        missing: list[int] = []
+        for i, hit in enumerate(hits):
+            value = self.cache.get((self.name, model, query, hit.record.hash))
+            cached.append(value)
+            if value is None:
+                missing.append(i)
+        return cached, missing
+
+    def _merge(
+        self,
+        query: str,
+        hits: Sequence[VectorHit],
+        cached: list[float | None],
+        missing: list[int],
+        fresh: Sequence[float],
+    ) -> list[float]:
+        scores = validate_scores(fresh, len(missing), self.name)
+        model = self.reranker.model_name
+        for i, score in zip(missing, scores):
+            cached[i] = score
+            self.cache.put((self.name, model, query, hits[i].record.hash), score)
+        return [float(s) for s in cached]  # type: ignore[arg-type]
+
+    def _outcome(self) -> RerankOutcome:
+        return RerankOutcome(provider=self.name, model=self.reranker.model_name or None)
+
+    def _fail(self, outcome: RerankOutcome, exc: BaseException) -> None:
+        reason = describe_error(exc)
+        outcome.error = reason
+        outcome.applied = False
+        outcome.scores = None
+        if self.options.on_error == "raise":
+            if isinstance(exc, RerankError):
+                raise exc
+            raise RerankError(self.name, reason) from exc
+        log.warning("reranker %r failed; returning vector order: %s", self.name, reason)
+
+    def run(self, query: str, hits: Sequence[VectorHit]) -> RerankOutcome:
+        """Score ``hits`` (already cut to the pool) synchronously, honouring the timeout."""
+        outcome = self._outcome()
+        outcome.candidates = len(hits)
+        start = time.perf_counter()
+        try:
+            cached, missing = self._lookup(query, hits)
+            outcome.cache_hits = len(hits) - len(missing)
+            fresh: Sequence[float] = []
+            if missing:
+                docs = [_candidate(hits[i]) for i in missing]
+                t0 = time.perf_counter()
+                fresh = self._call(query, docs)
+                outcome.provider_ms = (time.perf_counter() - t0) * 1000
+            outcome.scores = self._merge(query, hits, cached, missing, fresh)
+            outcome.applied = True
+        except Exception as exc:
+            self._fail(outcome, exc)
+        outcome.duration_ms = (time.perf_counter() - start) * 1000
+        return outcome
+
+    def _call(self, query: str, docs: list[Candidate]) -> Sequence[float]:
+        timeout = self.options.timeout
+        if timeout is None:
+            return self.reranker.score_candidates(query, docs)
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix=f"memsift-rerank-{self.name}"
+            )
+        future = self._pool.submit(self.reranker.score_candidates, query, docs)
+        try:
+            return future.result(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise RerankTimeoutError(
+                self.name, f"no answer within the timeout of {timeout:g} s"
+            ) from None
+
+    async def arun(self, query: str, hits: Sequence[VectorHit]) -> RerankOutcome:
+        """The async twin of :meth:`run`; never blocks the event loop."""
+        outcome = self._outcome()
+        outcome.candidates = len(hits)
+        start = time.perf_counter()
+        try:
+            cached, missing = self._lookup(query, hits)
+            outcome.cache_hits = len(hits) - len(missing)
+            fresh: Sequence[float] = []
+            if missing:
+                docs = [_candidate(hits[i]) for i in missing]
+                t0 = time.perf_counter()
+                timeout = self.options.timeout
+                try:
+                    fresh = await asyncio.wait_for(
+                        self.reranker.ascore_candidates(query, docs), timeout
+                    )
+                except asyncio.TimeoutError:
+                    raise RerankTimeoutError(
+                        self.name, f"no answer within the timeout of {timeout:g} s"
+                    ) from None
+                outcome.provider_ms = (time.perf_counter() - t0) * 1000
+            outcome.scores = self._merge(query, hits, cached, missing, fresh)
+            outcome.applied = True
+        except Exception as exc:
+            self._fail(outcome, exc)
+        outcome.duration_ms = (time.perf_counter() - start) * 1000
+        return outcome
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.reranker.close()
+
+
+def _candidate(hit: VectorHit) -> Candidate:
+    return Candidate(text=hit.record.memory, vector_score=hit.score, record=hit.record)
+
+
+def validate_scores(scores: Any, expected: int, provider: str) -> list[float]:
+    """Check a provider's answer: one finite score in [0, 1] per document."""
+    try:
+        values = [float(s) for s in scores]
+    except (TypeError, ValueError) as exc:
+        raise RerankError(provider, f"scores are not numbers: {exc}") from None
+    if len(values) != expected:
+        raise RerankError(
+            provider, f"returned {len(values)} scores for {expected} documents"
+        )
+    for v in values:
+        if not math.isfinite(v):
+            raise RerankError(provider, "returned a score that is not finite")
+        if not 0.0 <= v <= 1.0:
+            raise RerankError(provider, f"returned a score outside [0, 1]: {v!r}")
+    return values
+
+
+def describe_error(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if isinstance(exc, RerankError) else f"{type(exc).__name__}: {text}"
+
+
+# --------------------------------------------------------------------------- assembly
+
+
+def hit_dict(hit: VectorHit, rerank_score: float | None) -> dict[str, Any]:
+    out = hit.record.to_dict()
+    out["vector_score"] = float(hit.score)
+    if rerank_score is not None:
+        out["rerank_score"] = float(rerank_score)
+    out["score"] = float(rerank_score if rerank_score is not None else hit.score)
+    return out
+
+
+def assemble(
+    hits: Sequence[VectorHit],
+    outcome: RerankOutcome | None,
+    *,
+    top_k: int,
+    threshold: float | None,
+) -> list[dict[str, Any]]:
+    """Order the hits as the contract says, then apply ``threshold`` to ``score``."""
+    if outcome is None or not outcome.applied or outcome.scores is None:
+        results = [hit_dict(h, None) for h in hits[:top_k]]
+    else:
+        scores = outcome.scores
+        pool = len(scores)
+        order = sorted(range(pool), key=lambda i: (-scores[i], i))
+        results = [hit_dict(hits[i], scores[i]) for i in order[:top_k]]
+        if len(results) < top_k:
+            results.extend(hit_dict(h, None) for h in hits[pool : pool + top_k - len(results)])
+    if threshold is not None:
+        results = [r for r in results if r["score"] >= threshold]
+    return results
+
+
+@dataclass(frozen=True)
+class SearchEvent:
+    """What the ``memsift_search_completed`` hook receives after every search."""
+
+    query: str
+    top_k: int
+    results: int
+    candidates: int
+    rerank: Mapping[str, Any]
+    timings: Mapping[str, float]
+    is_async: bool
