@@ -34,6 +34,7 @@ from memsift.builtin.minilm import (
     verify_digest,
 )
 from memsift.errors import InvalidInputError, ModelNotFoundError
+from memsift.testing import EmbedderConformance
 from pydantic import ValidationError
 
 CORE = Path(__file__).resolve().parents[1] / "core"
@@ -98,6 +99,14 @@ def test_registration_hook() -> None:
 
 
 # --------------------------------------------------------------------------- embeddings
+
+
+class TestMiniLMConformance(EmbedderConformance):
+    """The contract every memsift embedder keeps, on the real pack weights."""
+
+    @pytest.fixture
+    def embedder(self, embedder: MiniLMEmbedder) -> MiniLMEmbedder:
+        return embedder
 
 
 def test_shape_dtype_norms(embedder: MiniLMEmbedder, pack_vectors: np.ndarray) -> None:

@@ -124,6 +124,24 @@ class VectorHit:
 # --------------------------------------------------------------------------- providers
 
 
+def check_rerank_input(query: Any, documents: Any) -> list[str]:
+    """Validate a reranker's arguments; raise InvalidInputError. Returns the documents."""
+    from memsift.errors import InvalidInputError
+
+    if not isinstance(query, str):
+        raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
+    if not query.strip():
+        raise InvalidInputError("query must not be empty")
+    if isinstance(documents, str) or not isinstance(documents, Sequence):
+        raise InvalidInputError("documents must be a sequence of strings")
+    docs = list(documents)
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, str):
+            raise InvalidInputError(f"documents[{i}] must be a string, got {type(doc).__name__}")
+    return docs
+
+
+
 class Embedder(ABC):
     """Turns texts into L2-normalised float32 vectors."""
 
@@ -292,6 +310,7 @@ __all__ = [
     "MemoryRecord",
     "ProviderConfig",
     "ProviderKind",
+    "check_rerank_input",
     "Reranker",
     "RerankerConfig",
     "VectorHit",

@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from memsift.errors import InvalidInputError
 from memsift.hookspecs import hookimpl
-from memsift.interfaces import Candidate, Reranker, RerankerConfig
+from memsift.interfaces import Candidate, Reranker, RerankerConfig, check_rerank_input
 
 if TYPE_CHECKING:
     from memsift.registry import ProviderRegistrar
@@ -53,12 +52,7 @@ class BM25Reranker(Reranker):
 
     def bm25(self, query: str, documents: Sequence[str]) -> list[float]:
         """Raw BM25 scores of ``documents`` for ``query``, statistics from ``documents``."""
-        if not isinstance(query, str):
-            raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-        for i, doc in enumerate(documents):
-            if not isinstance(doc, str):
-                raise InvalidInputError(f"documents[{i}] must be a string")
-        docs = [tokenize(d) for d in documents]
+        docs = [tokenize(d) for d in check_rerank_input(query, documents)]
         n = len(docs)
         if n == 0:
             return []

@@ -239,6 +239,7 @@ def resolve_model_files(config: MiniLMConfig | None = None) -> tuple[Path, Path,
     try:
         return _from_hub(config)
     except Exception as exc:
+        hub_exc = exc
         hub_error = f"{type(exc).__name__}: {exc}"
         if not config.download:
             hub_error = f"download=False and not in the hub cache ({hub_error})"
@@ -253,7 +254,7 @@ def resolve_model_files(config: MiniLMConfig | None = None) -> tuple[Path, Path,
         "through HF_ENDPOINT), with download=True and HF_HUB_OFFLINE unset.\n"
         f"Offline pack: {pack_reason}.\n"
         f"Hub: {hub_error}"
-    )
+    ) from hub_exc
 
 
 # --------------------------------------------------------------------------- embedder
