@@ -724,6 +724,7 @@ json_values = st.one_of(
 )
 metadata_st = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4)
 scope_values = ["u1", "u2", "U1", "ü", "Ü", "u"]
+ALL_OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains", "exists"]
 
 
 @st.composite
@@ -753,39 +754,60 @@ timestamp_operands = st.one_of(
 )
 
 
-@st.composite
-def condition_st(draw: st.DrawFn) -> dict[str, Any]:
-    field = draw(st.sampled_from([*KEYS, *KEYS, *SCOPE_FIELDS, "created_at", "updated_at"]))
-    if field in SCOPE_FIELDS:
-        value: st.SearchStrategy[Any] = st.sampled_from(scope_values)
-        ops = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains", "exists"]
-    elif field in ("created_at", "updated_at"):
-        value = timestamp_operands
-        ops = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "exists"]
-    else:
-        value = literals
-        ops = ["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin", "contains", "icontains", "exists"]
+def record_values(records: Sequence[MemoryRecord]) -> list[Any]:
+    """Scalars found in the records' metadata (array items and substrings too), for operands."""
+    found: list[Any] = []
+    for r in records:
+        for value in r.metadata.values():
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if item is None or isinstance(item, (bool, int, float, str)):
+                    found.append(item)
+                if isinstance(item, str) and len(item) > 1:
+                    found.extend([item[1:], item[:-1].upper()])
+    return found
 
-    def operand(op: str) -> Any:
-        if op == "exists":
-            return draw(st.booleans())
-        if op in ("in", "nin"):
-            return draw(st.lists(value, min_size=1, max_size=4))
-        if op in ("gt", "gte", "lt", "lte") and field in KEYS:
-            return draw(st.one_of(strings, numbers))
-        if op == "icontains" and field in KEYS:
-            return draw(strings)
-        return draw(value)
 
-    form = draw(st.sampled_from(["literal", "list", "star", "ops"]))
-    if form == "literal":
-        return {field: draw(value)}
-    if form == "list":
-        return {field: draw(st.lists(value, min_size=1, max_size=4))}
-    if form == "star":
-        return {field: "*"}
-    chosen = draw(st.lists(st.sampled_from(ops), min_size=1, max_size=2, unique=True))
-    return {field: {op: operand(op) for op in chosen}}
+def condition_st(pool: Sequence[Any] = ()) -> st.SearchStrategy[dict[str, Any]]:
+    """One field condition in any form; metadata operands sometimes come from ``pool``."""
+    meta_literals = st.one_of(literals, st.sampled_from(list(pool))) if pool else literals
+    meta_strings = st.one_of(strings, st.sampled_from([v for v in pool if isinstance(v, str)]))
+
+    @st.composite
+    def build(draw: st.DrawFn) -> dict[str, Any]:
+        field = draw(st.sampled_from([*KEYS, *KEYS, *SCOPE_FIELDS, "created_at", "updated_at"]))
+        if field in SCOPE_FIELDS:
+            value: st.SearchStrategy[Any] = st.sampled_from(scope_values)
+            ops = [*ALL_OPS]
+        elif field in ("created_at", "updated_at"):
+            value = timestamp_operands
+            ops = [op for op in ALL_OPS if op not in ("contains", "icontains")]
+        else:
+            value = meta_literals
+            ops = [*ALL_OPS]
+
+        def operand(op: str) -> Any:
+            if op == "exists":
+                return draw(st.booleans())
+            if op in ("in", "nin"):
+                return draw(st.lists(value, min_size=1, max_size=4))
+            if op in ("gt", "gte", "lt", "lte") and field in KEYS:
+                return draw(value.filter(lambda v: isinstance(v, (int, float, str))))
+            if op == "icontains" and field in KEYS:
+                return draw(meta_strings)
+            return draw(value)
+
+        form = draw(st.sampled_from(["literal", "list", "star", "ops"]))
+        if form == "literal":
+            return {field: draw(value)}
+        if form == "list":
+            return {field: draw(st.lists(value, min_size=1, max_size=4))}
+        if form == "star":
+            return {field: "*"}
+        chosen = draw(st.lists(st.sampled_from(ops), min_size=1, max_size=2, unique=True))
+        return {field: {op: operand(op) for op in chosen}}
+
+    return build()
 
 
 def _combine(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[dict[str, Any]]:
@@ -798,12 +820,15 @@ def _combine(children: st.SearchStrategy[dict[str, Any]]) -> st.SearchStrategy[d
     )
 
 
-filters_st = st.recursive(condition_st(), _combine, max_leaves=8)
+def filters_st(pool: Sequence[Any] = ()) -> st.SearchStrategy[dict[str, Any]]:
+    return st.recursive(condition_st(pool), _combine, max_leaves=8)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(records=records_st(), spec=filters_st)
-def test_python_and_sql_agree(records: list[MemoryRecord], spec: dict[str, Any]) -> None:
+@given(data=st.data())
+def test_python_and_sql_agree(data: st.DataObject) -> None:
+    records = data.draw(records_st(), label="records")
+    spec = data.draw(filters_st(record_values(records)), label="filters")
     f = parse_filter(spec)
     conn = make_db(records)
     try:
