@@ -771,7 +771,8 @@ def record_values(records: Sequence[MemoryRecord]) -> list[Any]:
 def condition_st(pool: Sequence[Any] = ()) -> st.SearchStrategy[dict[str, Any]]:
     """One field condition in any form; metadata operands sometimes come from ``pool``."""
     meta_literals = st.one_of(literals, st.sampled_from(list(pool))) if pool else literals
-    meta_strings = st.one_of(strings, st.sampled_from([v for v in pool if isinstance(v, str)]))
+    pool_strings = [v for v in pool if isinstance(v, str)]
+    meta_strings = st.one_of(strings, st.sampled_from(pool_strings)) if pool_strings else strings
 
     @st.composite
     def build(draw: st.DrawFn) -> dict[str, Any]:
@@ -792,7 +793,7 @@ def condition_st(pool: Sequence[Any] = ()) -> st.SearchStrategy[dict[str, Any]]:
             if op in ("in", "nin"):
                 return draw(st.lists(value, min_size=1, max_size=4))
             if op in ("gt", "gte", "lt", "lte") and field in KEYS:
-                return draw(value.filter(lambda v: isinstance(v, (int, float, str))))
+                return draw(value.filter(lambda v: isinstance(v, (int, float, str)) and not isinstance(v, bool)))
             if op == "icontains" and field in KEYS:
                 return draw(meta_strings)
             return draw(value)

@@ -96,6 +96,36 @@ class EchoLLM(memsift.LLM):
         return json.dumps({"facts": facts})
 
 
+class HashingConfig(memsift.EmbedderConfig):
+    model: str = "hashing-64"
+    dims: int = Field(default=64, ge=8, le=1024)
+
+
+class HashingEmbedder(memsift.Embedder):
+    """A fast deterministic bag-of-words embedder (crc32 of each lowercased word)."""
+
+    config: HashingConfig
+
+    @property
+    def dims(self) -> int:
+        return self.config.dims
+
+    def embed(self, texts: Sequence[str], *, purpose: str = "document") -> Any:
+        import zlib
+
+        import numpy as np
+
+        if isinstance(texts, str) or any(not isinstance(t, str) for t in texts):
+            raise memsift.InvalidInputError("texts must be a list of strings")
+        out = np.zeros((len(texts), self.dims), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i, zlib.crc32(word.encode()) % self.dims] += 1.0
+            out[i, 0] += 1e-3  # never a zero vector
+        out /= np.linalg.norm(out, axis=1, keepdims=True)
+        return out
+
+
 SEARCH_EVENTS: list[Any] = []
 
 
@@ -104,6 +134,11 @@ def register_rerankers(registry: memsift.ProviderRegistrar) -> None:
     registry.register("scripted", ScriptedReranker, ScriptedConfig, description="scores from markers")
     registry.register("failing", FailingReranker, memsift.RerankerConfig, description="always fails")
     registry.register("bad_scores", BadScoresReranker, BadScoresConfig, description="breaks the contract")
+
+
+@memsift.hookimpl
+def register_embedders(registry: memsift.ProviderRegistrar) -> None:
+    registry.register("hashing", HashingEmbedder, HashingConfig, description="bag-of-words hashing")
 
 
 @memsift.hookimpl
