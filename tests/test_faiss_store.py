@@ -34,8 +34,13 @@ def records(n: int, user: str = "u1", start: int = 0) -> list[MemoryRecord]:
     stamp = "2026-01-01T00:00:00.000000+00:00"
     return [
         MemoryRecord(
-            id=f"id{start + i}", memory=f"text {start + i}", hash=f"h{start + i}",
-            metadata={"i": start + i}, user_id=user, created_at=stamp, updated_at=stamp,
+            id=f"id{start + i}",
+            memory=f"text {start + i}",
+            hash=f"h{start + i}",
+            metadata={"i": start + i},
+            user_id=user,
+            created_at=stamp,
+            updated_at=stamp,
         )
         for i in range(n)
     ]
@@ -105,7 +110,8 @@ def test_embedding_model_dims_must_match(tmp_path: Path) -> None:
     cfg = {
         "embedder": {"provider": "hashing"},
         "vector_store": {
-            "provider": "faiss", "config": {"path": str(tmp_path), "embedding_model_dims": 384}
+            "provider": "faiss",
+            "config": {"path": str(tmp_path), "embedding_model_dims": 384},
         },
     }
     with pytest.raises(ConfigError, match="embedding_model_dims"):
@@ -178,7 +184,9 @@ def test_updates_and_deletes_do_not_rebuild_and_stay_exact(
     again.close()
 
 
-def test_compaction_keeps_every_live_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compaction_keeps_every_live_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(faiss_store, "COMPACT_MIN", 5)
     vectors = unit(40)
     store = open_store(tmp_path)
@@ -231,7 +239,9 @@ def test_large_selection_uses_the_index_and_stays_exact(
     metadata_filter = parse_filter({"user_id": "u2", "i": {"lt": 300}})
     hits = store.search(q, filters=metadata_filter, limit=10)
     allowed = list(range(200, 300))
-    assert [h.record.id for h in hits] == [f"id{allowed[j]}" for j in brute(vectors[allowed], q, 10)]
+    assert [h.record.id for h in hits] == [
+        f"id{allowed[j]}" for j in brute(vectors[allowed], q, 10)
+    ]
     store.close()
 
 
@@ -289,7 +299,9 @@ def test_sigkill_during_adds_loses_nothing_acknowledged(tmp_path: Path) -> None:
     store_dir = tmp_path / "crash"
     proc = subprocess.Popen(
         [sys.executable, "-c", CRASH_SCRIPT, str(store_dir)],
-        stdout=subprocess.PIPE, text=True, env={**os.environ},
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ},
     )
     acknowledged: list[str] = []
     assert proc.stdout is not None

@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import memsift_testplugin as tp
 import pytest
 
+import memsift_testplugin as tp
 from memsift import AsyncMemory, Memory
 from memsift.errors import (
     InvalidInputError,
@@ -139,7 +139,10 @@ def test_infer_extracts_facts_and_skips_duplicates(tmp_path: Path) -> None:
     tp.EchoLLM.calls.clear()
     with Memory.from_config(config(tmp_path, llm={"provider": "echo"})) as m:
         first = m.add(
-            [{"role": "user", "content": "I live in Lisbon"}, {"role": "assistant", "content": "ok"}],
+            [
+                {"role": "user", "content": "I live in Lisbon"},
+                {"role": "assistant", "content": "ok"},
+            ],
             user_id="alice",
         )
         assert [r["memory"] for r in first["results"]] == ["I live in Lisbon"]
@@ -175,8 +178,9 @@ def test_get_all_is_scoped_newest_first_and_limited(m: Memory) -> None:
     all_alice = m.get_all(user_id="alice")["results"]
     assert [r["memory"] for r in all_alice] == [f"alice {i}" for i in range(4, -1, -1)]
     assert len(m.get_all(user_id="alice", top_k=2)["results"]) == 2
-    assert [r["memory"] for r in m.get_all(filters={"user_id": "alice", "i": {"gte": 3}})[
-        "results"]] == ["alice 4", "alice 3"]
+    assert [
+        r["memory"] for r in m.get_all(filters={"user_id": "alice", "i": {"gte": 3}})["results"]
+    ] == ["alice 4", "alice 3"]
 
 
 # get, update, delete, history -------------------------------------------------------------------

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import memsift_testplugin as tp
 import pytest
 
+import memsift_testplugin as tp
 from memsift import AsyncMemory, Memory
 from memsift.errors import InvalidInputError, RerankError, ScopeError
 from memsift.filters import evaluate, parse_filter
@@ -68,8 +68,14 @@ def vector_order(m: Memory, query: str, top_k: int, **kw: Any) -> list[dict[str,
 
 @pytest.mark.parametrize(
     "filters",
-    [None, {}, {"kind": "food"}, {"OR": [{"user_id": "alice"}, {"user_id": "bob"}]},
-     {"NOT": [{"user_id": "bob"}]}, {"user_id": {"ne": "bob"}}],
+    [
+        None,
+        {},
+        {"kind": "food"},
+        {"OR": [{"user_id": "alice"}, {"user_id": "bob"}]},
+        {"NOT": [{"user_id": "bob"}]},
+        {"user_id": {"ne": "bob"}},
+    ],
 )
 def test_unscoped_search_is_an_error(tmp_path: Path, filters: Any) -> None:
     with build(tmp_path, None) as m:
@@ -118,13 +124,18 @@ def test_reranking_never_bypasses_filters(tmp_path: Path) -> None:
         parsed = parse_filter(spec)
         for h in hits:
             record = MemoryRecord(
-                id=h["id"], memory=h["memory"], hash=h["hash"], metadata=h["metadata"],
-                user_id=h.get("user_id"), created_at=h["created_at"], updated_at=h["updated_at"],
+                id=h["id"],
+                memory=h["memory"],
+                hash=h["hash"],
+                metadata=h["metadata"],
+                user_id=h.get("user_id"),
+                created_at=h["created_at"],
+                updated_at=h["updated_at"],
             )
             assert evaluate(parsed, record)
         assert {h["metadata"]["n"] for h in hits} == {2, 5, 7, 8, 9}
         # the reranker itself only ever saw allowed candidates
-        (query, docs), = tp.ScriptedReranker.calls
+        ((_, docs),) = tp.ScriptedReranker.calls
         assert len(docs) == 5 and all("bob" not in d for d in docs)
 
 
@@ -140,7 +151,7 @@ def test_pool_and_ordering(tmp_path: Path, pool: int, top_k: int) -> None:
         response = m.search("apple", user_id="alice", top_k=top_k, rerank=True)
         hits = response["results"]
         # the reranker scored exactly the first P candidates of the vector order
-        (query, docs), = tp.ScriptedReranker.calls
+        ((query, docs),) = tp.ScriptedReranker.calls
         assert query == "apple"
         assert docs == [h["memory"] for h in base[: min(pool, len(base))]]
         assert response["rerank"]["candidates"] == min(pool, len(base))
@@ -166,7 +177,7 @@ def test_default_pool_is_min_max_3k_20_100(tmp_path: Path) -> None:
         for top_k, pool in ((1, 20), (5, 20), (10, 30), (40, 100), (60, 100)):
             tp.ScriptedReranker.calls.clear()
             m.search("apple", user_id="alice", top_k=top_k)
-            (_, docs), = tp.ScriptedReranker.calls
+            ((_, docs),) = tp.ScriptedReranker.calls
             assert len(docs) == pool, (top_k, pool)
 
 
@@ -174,10 +185,11 @@ def test_fewer_candidates_than_the_pool(tmp_path: Path) -> None:
     with build(tmp_path, {"provider": "scripted", "config": {"top_k": 50}}) as m:
         fill(m)
         response = m.search("apple", user_id="alice", top_k=3)
-        (_, docs), = tp.ScriptedReranker.calls
+        ((_, docs),) = tp.ScriptedReranker.calls
         assert len(docs) == len(TEXTS)
         assert [h["memory"] for h in response["results"]] == [
-            "banana bread [r=0.95]", "apple tart with cream [r=0.90]",
+            "banana bread [r=0.95]",
+            "apple tart with cream [r=0.90]",
             "the apple store opens at 9 [r=0.80]",
         ]
 
@@ -216,8 +228,18 @@ def test_hit_fields_and_scores(tmp_path: Path) -> None:
         fill(m)
         hits = m.search("apple", user_id="alice", top_k=3)["results"]
         for h in hits:
-            assert set(h) >= {"id", "memory", "hash", "metadata", "created_at", "updated_at",
-                              "user_id", "vector_score", "rerank_score", "score"}
+            assert set(h) >= {
+                "id",
+                "memory",
+                "hash",
+                "metadata",
+                "created_at",
+                "updated_at",
+                "user_id",
+                "vector_score",
+                "rerank_score",
+                "score",
+            }
             assert "agent_id" not in h and "run_id" not in h
             assert -1.0 <= h["vector_score"] <= 1.0
             assert 0.0 <= h["rerank_score"] <= 1.0
@@ -369,7 +391,8 @@ def test_timeout_falls_back_async_without_blocking_the_loop(tmp_path: Path) -> N
 def test_async_failure_and_raise(tmp_path: Path) -> None:
     async def scenario(on_error: str) -> dict[str, Any]:
         async with build(
-            tmp_path / on_error, {"provider": "failing", "config": {"on_error": on_error}},
+            tmp_path / on_error,
+            {"provider": "failing", "config": {"on_error": on_error}},
             AsyncMemory,
         ) as m:
             await m.add("apple pie", user_id="alice")
@@ -409,7 +432,7 @@ def test_cache_hits_skip_the_provider_and_new_hash_misses(tmp_path: Path) -> Non
         target = next(h for h in first["results"] if "banana" not in h["memory"])
         m.update(target["id"], target["memory"].replace("[r=0.90]", "[r=0.01]"))
         third = m.search("apple", user_id="alice", top_k=3)
-        (_, docs), = tp.ScriptedReranker.calls[1:]
+        ((_, docs),) = tp.ScriptedReranker.calls[1:]
         assert len(docs) == 1 and "[r=0.01]" in docs[0]  # only the changed memory missed
         assert target["id"] not in [h["id"] for h in third["results"]]
 

@@ -85,7 +85,7 @@ def plugins(as_json: bool, show_all: bool) -> None:
 
     registry = get_registry()
     host = get_plugin_host()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for info in host.infos.values():
         if info.builtin and not show_all:
             continue
@@ -118,7 +118,11 @@ def plugins(as_json: bool, show_all: bool) -> None:
         status = (
             "[red]failed[/]"
             if row["error"]
-            else "blocked" if row["blocked"] else "built-in" if row["builtin"] else "loaded"
+            else "blocked"
+            if row["blocked"]
+            else "built-in"
+            if row["builtin"]
+            else "loaded"
         )
         provs = "\n".join(f"{p['kind']}: {p['name']}" for p in row["providers"])
         if row["error"]:

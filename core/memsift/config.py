@@ -84,9 +84,7 @@ class MemoryConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    vector_store: ProviderSection = Field(
-        default_factory=lambda: ProviderSection(provider="faiss")
-    )
+    vector_store: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="faiss"))
     embedder: ProviderSection = Field(default_factory=lambda: ProviderSection(provider="minilm"))
     llm: ProviderSection | None = None
     reranker: ProviderSection | None = None
@@ -149,7 +147,9 @@ class MemoryConfig(BaseModel):
         return out
 
 
-def resolve_section(kind: ProviderKind, section: ProviderSection | Mapping[str, Any]) -> ProviderSection:
+def resolve_section(
+    kind: ProviderKind, section: ProviderSection | Mapping[str, Any]
+) -> ProviderSection:
     """Validate one section's provider config against the provider's model."""
     if not isinstance(section, ProviderSection):
         try:

@@ -141,7 +141,6 @@ def check_rerank_input(query: Any, documents: Any) -> list[str]:
     return docs
 
 
-
 class Embedder(ABC):
     """Turns texts into L2-normalised float32 vectors."""
 
@@ -205,9 +204,7 @@ class Reranker(ABC):
         """
         return self.rerank(query, [c.text for c in candidates])
 
-    async def ascore_candidates(
-        self, query: str, candidates: Sequence[Candidate]
-    ) -> list[float]:
+    async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         """The async twin of :meth:`score_candidates`: by default ``arerank``."""
         return await self.arerank(query, [c.text for c in candidates])
 
@@ -229,9 +226,7 @@ class LLM(ABC):
         return str(getattr(self.config, "model", "") or "")
 
     @abstractmethod
-    def generate(
-        self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False
-    ) -> str:
+    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
         """Answer the chat ``messages``; with ``json_output`` the answer is a JSON text."""
 
     async def agenerate(
@@ -271,7 +266,7 @@ class VectorStore(ABC):
         """The record with this id, or None."""
 
     @abstractmethod
-    def list(self, *, filters: Filter, limit: int) -> list[MemoryRecord]:
+    def list_records(self, *, filters: Filter, limit: int) -> list[MemoryRecord]:
         """Records that satisfy ``filters``, newest first, at most ``limit``."""
 
     @abstractmethod
@@ -292,16 +287,14 @@ class VectorStore(ABC):
     async def ainsert(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
         await asyncio.to_thread(self.insert, records, vectors)
 
-    async def asearch(
-        self, vector: FloatArray, *, filters: Filter, limit: int
-    ) -> list[VectorHit]:
+    async def asearch(self, vector: FloatArray, *, filters: Filter, limit: int) -> list[VectorHit]:
         return await asyncio.to_thread(self.search, vector, filters=filters, limit=limit)
 
 
 __all__ = [
     "LLM",
-    "Candidate",
     "PROVIDER_KINDS",
+    "Candidate",
     "Embedder",
     "EmbedderConfig",
     "EmbedderIdentity",
@@ -310,10 +303,10 @@ __all__ = [
     "MemoryRecord",
     "ProviderConfig",
     "ProviderKind",
-    "check_rerank_input",
     "Reranker",
     "RerankerConfig",
     "VectorHit",
     "VectorStore",
     "VectorStoreConfig",
+    "check_rerank_input",
 ]

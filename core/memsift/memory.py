@@ -66,8 +66,7 @@ def reject_unknown(method: str, unknown: Mapping[str, Any], valid: Sequence[str]
         hint = _ARG_HINTS.get(name)
         parts.append(f"{name!r}" + (f" (did you mean {hint!r}?)" if hint in valid else ""))
     raise UnknownArgumentError(
-        f"{method}() got unknown keyword argument(s) {', '.join(parts)}; "
-        f"valid: {', '.join(valid)}"
+        f"{method}() got unknown keyword argument(s) {', '.join(parts)}; valid: {', '.join(valid)}"
     )
 
 
@@ -408,7 +407,9 @@ class MemoryCore:
             except Exception:
                 log.exception("search observer %r failed", impl.plugin_name)
 
-    def _updated_record(self, memory_id: Any, data: Any, metadata: Any) -> tuple[MemoryRecord, MemoryRecord]:
+    def _updated_record(
+        self, memory_id: Any, data: Any, metadata: Any
+    ) -> tuple[MemoryRecord, MemoryRecord]:
         if not isinstance(memory_id, str) or not memory_id:
             raise InvalidInputError("memory_id must be a non-empty string")
         text = check_text(data, "data")
@@ -446,7 +447,7 @@ class MemoryCore:
         parsed = scoped_filter(
             filters, user_id=user_id, agent_id=agent_id, run_id=run_id, what="get_all"
         )
-        records = self.vector_store.list(filters=parsed, limit=top_k)
+        records = self.vector_store.list_records(filters=parsed, limit=top_k)
         return {"results": [r.to_dict() for r in records]}
 
     def _update(self, memory_id: Any, data: Any, metadata: Any) -> dict[str, Any]:
@@ -483,7 +484,7 @@ class MemoryCore:
         parsed = scoped_filter(
             filters, user_id=user_id, agent_id=agent_id, run_id=run_id, what="delete_all"
         )
-        records = self.vector_store.list(filters=parsed, limit=10_000_000)
+        records = self.vector_store.list_records(filters=parsed, limit=10_000_000)
         deleted = self.vector_store.delete([r.id for r in records])
         self.history_db.record([_delete_event(r) for r in records])
         return {"deleted": deleted, "message": f"deleted {deleted} memories"}
@@ -503,7 +504,7 @@ class MemoryCore:
         if finder is not None:
             found: set[str] = finder(hashes, filters=scope_filter)
             return found
-        records = self.vector_store.list(filters=scope_filter, limit=1_000_000)
+        records = self.vector_store.list_records(filters=scope_filter, limit=1_000_000)
         wanted = set(hashes)
         return {r.hash for r in records if r.hash in wanted}
 
@@ -662,6 +663,7 @@ class Memory(MemoryCore):
     def reset(self) -> None:
         """Delete every memory and the whole history."""
         self._reset()
+
 
 def _delete_event(record: MemoryRecord) -> HistoryEvent:
     return HistoryEvent(

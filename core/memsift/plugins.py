@@ -21,6 +21,7 @@ from importlib.metadata import entry_points
 import pluggy
 
 from memsift import hookspecs
+from memsift.interfaces import ProviderKind
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ class PluginInfo:
     loaded: bool = False
     blocked: bool = False
     error: str | None = None
-    providers: list[tuple[str, str]] = field(default_factory=list)  # (kind, name)
+    providers: list[tuple[ProviderKind, str]] = field(default_factory=list)
 
 
 def normalize_dist_name(name: str) -> str:

@@ -102,9 +102,7 @@ class ProviderRegistrar:
                 f"got {provider!r}"
             )
         if not isinstance(config, type) or not issubclass(config, BaseModel):
-            raise PluginError(
-                f"{where}: the config must be a pydantic model class, got {config!r}"
-            )
+            raise PluginError(f"{where}: the config must be a pydantic model class, got {config!r}")
         if config.model_config.get("extra") != "forbid":
             raise PluginError(
                 f"{where}: the config model {config.__name__} must forbid unknown keys "

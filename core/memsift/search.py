@@ -298,9 +298,7 @@ def validate_scores(scores: Any, expected: int, provider: str) -> list[float]:
     except (TypeError, ValueError) as exc:
         raise RerankError(provider, f"scores are not numbers: {exc}") from None
     if len(values) != expected:
-        raise RerankError(
-            provider, f"returned {len(values)} scores for {expected} documents"
-        )
+        raise RerankError(provider, f"returned {len(values)} scores for {expected} documents")
     for v in values:
         if not math.isfinite(v):
             raise RerankError(provider, "returned a score that is not finite")

@@ -91,9 +91,7 @@ class BM25Reranker(Reranker):
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
         return self.rerank(query, documents)  # pure CPU and fast: no thread hop
 
-    async def ascore_candidates(
-        self, query: str, candidates: Sequence[Candidate]
-    ) -> list[float]:
+    async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         return self.score_candidates(query, candidates)
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import faiss
+import faiss as _faiss
 import numpy as np
 import numpy.typing as npt
 from pydantic import Field, field_validator
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from memsift.registry import ProviderRegistrar
 
 log = logging.getLogger(__name__)
+faiss: Any = _faiss  # the SWIG module has no useful types
 
 SCHEMA_VERSION = "1"
 #: Up to this many allowed vectors, search gathers them and scores them with one product.
@@ -95,8 +96,7 @@ class FaissStoreConfig(VectorStoreConfig):
     def _check_collection(cls, value: str) -> str:
         if not _COLLECTION_RE.match(value):
             raise ValueError(
-                "collection_name must be 1-128 letters, digits, '_' or '-' "
-                "(it names files on disk)"
+                "collection_name must be 1-128 letters, digits, '_' or '-' (it names files on disk)"
             )
         return value
 
@@ -231,14 +231,16 @@ class FaissStore(VectorStore):
     def _meta(self) -> dict[str, str]:
         return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
 
-    def _write(self, statements: Sequence[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]) -> None:
+    def _write(
+        self, statements: Sequence[tuple[str, Sequence[Any] | Iterable[Sequence[Any]], bool]]
+    ) -> None:
         """Run statements in one IMMEDIATE transaction that also bumps the generation."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             for sql, params, many in statements:
                 if many:
-                    conn.executemany(sql, params)  # type: ignore[arg-type]
+                    conn.executemany(sql, params)
                 else:
                     conn.execute(sql, params)  # type: ignore[arg-type]
             self._generation += 1
@@ -630,7 +632,7 @@ class FaissStore(VectorStore):
             ).fetchone()
             return None if row is None else _record(row)
 
-    def list(self, *, filters: Filter, limit: int) -> list[MemoryRecord]:
+    def list_records(self, *, filters: Filter, limit: int) -> list[MemoryRecord]:
         with self._lock:
             self._require_open()
             where, params = compile_sql(filters)

@@ -92,7 +92,15 @@ class RerankerConformance:
             ("query", ["a", 5]),
             ("query", "not a list"),
         ],
-        ids=["none-query", "int-query", "empty-query", "blank-query", "none-doc", "int-doc", "str-docs"],
+        ids=[
+            "none-query",
+            "int-query",
+            "empty-query",
+            "blank-query",
+            "none-doc",
+            "int-doc",
+            "str-docs",
+        ],
     )
     def test_bad_input_raises_invalid_input(
         self, reranker: Reranker, query: object, docs: object

@@ -119,7 +119,7 @@ class VectorStoreConformance:
         query = _unit(np.random.default_rng(3), 1)[0]
         hits = store.search(query, filters=parsed, limit=len(records) + 5)
         assert {h.record.id for h in hits} == expected
-        listed = store.list(filters=parsed, limit=len(records) + 5)
+        listed = store.list_records(filters=parsed, limit=len(records) + 5)
         assert {r.id for r in listed} == expected
 
     _shared: VectorStore | None = None
@@ -144,7 +144,7 @@ class VectorStoreConformance:
         return cls._shared
 
     def test_update_text_metadata_and_vector(self, store: VectorStore) -> None:
-        records, vectors = self._fill(store, 20)
+        records, _ = self._fill(store, 20)
         target = records[3]
         changed = MemoryRecord(
             **{**target.__dict__, "memory": "new text", "hash": "new", "metadata": {"k": True}}
@@ -170,7 +170,7 @@ class VectorStoreConformance:
 
     def test_list_is_newest_first_and_limited(self, store: VectorStore) -> None:
         records, _ = self._fill(store, 30)
-        listed = store.list(filters=parse_filter({"user_id": "u1"}), limit=5)
+        listed = store.list_records(filters=parse_filter({"user_id": "u1"}), limit=5)
         mine = sorted(
             (r for r in records if r.user_id == "u1"), key=lambda r: r.created_at, reverse=True
         )
@@ -198,7 +198,9 @@ class VectorStoreConformance:
         try:
             for r in records:
                 assert again.get(r.id) == r
-            hits = again.search(vectors[4], filters=parse_filter({"user_id": records[4].user_id}), limit=1)
+            hits = again.search(
+                vectors[4], filters=parse_filter({"user_id": records[4].user_id}), limit=1
+            )
             assert hits[0].record.id == records[4].id
         finally:
             again.close()
@@ -220,7 +222,7 @@ class VectorStoreConformance:
         store.reset()
         store.open(IDENTITY)
         assert store.get(records[0].id) is None
-        assert store.list(filters=parse_filter(None), limit=100) == []
+        assert store.list_records(filters=parse_filter(None), limit=100) == []
 
 
 def random_records(n: int, seed: int) -> list[MemoryRecord]:

@@ -131,9 +131,15 @@ SEARCH_EVENTS: list[Any] = []
 
 @memsift.hookimpl
 def register_rerankers(registry: memsift.ProviderRegistrar) -> None:
-    registry.register("scripted", ScriptedReranker, ScriptedConfig, description="scores from markers")
-    registry.register("failing", FailingReranker, memsift.RerankerConfig, description="always fails")
-    registry.register("bad_scores", BadScoresReranker, BadScoresConfig, description="breaks the contract")
+    registry.register(
+        "scripted", ScriptedReranker, ScriptedConfig, description="scores from markers"
+    )
+    registry.register(
+        "failing", FailingReranker, memsift.RerankerConfig, description="always fails"
+    )
+    registry.register(
+        "bad_scores", BadScoresReranker, BadScoresConfig, description="breaks the contract"
+    )
 
 
 @memsift.hookimpl

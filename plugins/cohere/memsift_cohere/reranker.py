@@ -1,0 +1,317 @@
+"""The ``cohere`` reranker: Cohere's hosted rerank API (v2) through the official SDK.
+
+The search pipeline owns the candidate pool, the score cache, the overall timeout and the
+fallback; this provider maps ``(query, documents)`` to Cohere's relevance scores, which
+the API already gives in [0, 1]. Retries on 429 (honouring Retry-After) and 5xx are the
+SDK's own. The SDK is imported when a reranker is built, never when the plugin loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from memsift import Reranker, RerankError
+from memsift.interfaces import check_rerank_input
+
+from memsift_cohere.config import API_KEY_ENV, CohereConfig
+
+if TYPE_CHECKING:
+    import httpx
+    from cohere import AsyncClientV2, ClientV2
+
+log = logging.getLogger("memsift_cohere")
+
+PROVIDER = "cohere"
+#: Most documents sent in one request (Cohere advises against more per request); a
+#: larger list is split into several requests, sent concurrently by ``arerank``.
+MAX_DOCUMENTS_PER_REQUEST = 1000
+#: The per-attempt request timeout when the config sets none (the SDK's own default).
+DEFAULT_REQUEST_TIMEOUT = 300.0
+#: Longest provider message kept in an error.
+_MAX_MESSAGE = 500
+
+
+@dataclass
+class _AsyncClient:
+    """The async SDK client and the event loop its connections belong to."""
+
+    loop: asyncio.AbstractEventLoop
+    client: AsyncClientV2
+    http: httpx.AsyncClient
+
+
+class CohereReranker(Reranker):
+    """Scores documents with Cohere's ``/v2/rerank`` (``ClientV2.rerank``)."""
+
+    config: CohereConfig
+    hosted: ClassVar[bool] = True
+
+    def __init__(self, config: CohereConfig) -> None:
+        super().__init__(config)
+        # Load the SDK now, so the first search does not pay for the import.
+        importlib.import_module("cohere")
+        self._lock = threading.Lock()
+        self._sync: tuple[ClientV2, httpx.Client] | None = None
+        self._async: _AsyncClient | None = None
+        self._closing: set[asyncio.Future[Any]] = set()
+        if config.return_documents is not None:
+            log.info(
+                "cohere: return_documents is accepted for compatibility and changes nothing; "
+                "memsift results always carry the memory text"
+            )
+
+    # ------------------------------------------------------------------ scoring
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        docs = check_rerank_input(query, documents)
+        if not docs:
+            return []
+        client = self._sync_client()
+        scores: list[float] = []
+        for start, end in _batches(len(docs), MAX_DOCUMENTS_PER_REQUEST):
+            batch = docs[start:end]
+            try:
+                response = client.rerank(**self._arguments(query, batch))
+            except Exception as exc:
+                raise self._error(exc) from None
+            scores.extend(_scores(response, len(batch)))
+        return scores
+
+    async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        docs = check_rerank_input(query, documents)
+        if not docs:
+            return []
+        client = self._async_client()
+
+        async def one(batch: list[str]) -> list[float]:
+            try:
+                response = await client.rerank(**self._arguments(query, batch))
+            except Exception as exc:
+                raise self._error(exc) from None
+            return _scores(response, len(batch))
+
+        batches = [docs[s:e] for s, e in _batches(len(docs), MAX_DOCUMENTS_PER_REQUEST)]
+        if len(batches) == 1:
+            return await one(batches[0])
+        parts = await _gather_all([one(b) for b in batches])
+        return [score for part in parts for score in part]
+
+    def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
+        cfg = self.config
+        args: dict[str, Any] = {
+            "model": cfg.model,
+            "query": query,
+            "documents": batch,
+            "top_n": len(batch),
+            # Per request, because older SDKs take retries only here (and default to 0).
+            "request_options": {
+                "max_retries": cfg.max_retries,
+                "timeout_in_seconds": self._request_timeout,
+            },
+        }
+        if cfg.max_tokens_per_doc is not None:
+            args["max_tokens_per_doc"] = cfg.max_tokens_per_doc
+        return args
+
+    @property
+    def _request_timeout(self) -> float:
+        return self.config.timeout if self.config.timeout is not None else DEFAULT_REQUEST_TIMEOUT
+
+    # ------------------------------------------------------------------ clients
+
+    def _api_key(self) -> str:
+        key = self.config.api_key
+        if key is None or not key.get_secret_value():  # the config validator rules this out
+            raise RerankError(PROVIDER, f"no API key: set api_key or {API_KEY_ENV[0]}")
+        return key.get_secret_value()
+
+    def _sync_client(self) -> ClientV2:
+        with self._lock:
+            if self._sync is None:
+                import httpx
+                from cohere import ClientV2
+
+                http = httpx.Client(timeout=self._request_timeout, follow_redirects=True)
+                client = ClientV2(
+                    api_key=self._api_key(),
+                    base_url=self.config.base_url,
+                    client_name="memsift",
+                    timeout=self._request_timeout,
+                    httpx_client=http,
+                )
+                self._sync = (client, http)
+            return self._sync[0]
+
+    def _async_client(self) -> AsyncClientV2:
+        """The async client of the running event loop (its connections belong to it)."""
+        loop = asyncio.get_running_loop()
+        stale: _AsyncClient | None = None
+        with self._lock:
+            current = self._async
+            if current is not None and current.loop is loop:
+                return current.client
+            import httpx
+            from cohere import AsyncClientV2
+
+            http = httpx.AsyncClient(timeout=self._request_timeout, follow_redirects=True)
+            client = AsyncClientV2(
+                api_key=self._api_key(),
+                base_url=self.config.base_url,
+                client_name="memsift",
+                timeout=self._request_timeout,
+                httpx_client=http,
+            )
+            stale, self._async = current, _AsyncClient(loop, client, http)
+        if stale is not None:
+            self._close_elsewhere(stale.loop, stale.http.aclose)
+        return client
+
+    def close(self) -> None:
+        """Close the SDK clients; the next call opens new ones."""
+        with self._lock:
+            sync, self._sync = self._sync, None
+            handle, self._async = self._async, None
+        if sync is not None:
+            sync[1].close()
+        if handle is not None:
+            self._close_elsewhere(handle.loop, handle.http.aclose)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            sync, self._sync = self._sync, None
+            handle, self._async = self._async, None
+        if sync is not None:
+            sync[1].close()
+        if handle is not None:
+            if handle.loop is asyncio.get_running_loop():
+                await handle.http.aclose()
+            else:
+                self._close_elsewhere(handle.loop, handle.http.aclose)
+
+    def _close_elsewhere(
+        self, loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Close an async client on its own loop, without waiting (a closed loop took
+        its connections with it)."""
+        if loop.is_closed():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = loop.create_task(aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(aclose(), loop)
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(self, exc: Exception) -> RerankError:
+        """Translate an SDK or transport error; the API key never appears in it."""
+        import httpx
+
+        status: int | None = None
+        if isinstance(exc, RerankError):
+            return exc
+        if isinstance(exc, httpx.TimeoutException):
+            message = f"no answer within the request timeout of {self._request_timeout:g} s"
+        elif isinstance(exc, httpx.HTTPError):
+            message = f"could not reach the API: {type(exc).__name__}: {exc}"
+        elif hasattr(exc, "status_code") and hasattr(exc, "body"):  # cohere's ApiError
+            status = exc.status_code if isinstance(exc.status_code, int) else None
+            if status is not None and 200 <= status < 300:
+                message = "malformed response: the body is not a valid rerank answer"
+            else:
+                message = _provider_message(exc.body) or "request failed"
+            if status in (401, 403, 498):
+                message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return RerankError(PROVIDER, self._scrub(message), status=status)
+
+    def _scrub(self, message: str) -> str:
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        if key:
+            message = message.replace(key, "***")
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "..."
+        return message
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _batches(count: int, size: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of at most ``size`` items covering ``count`` items."""
+    size = max(1, size)
+    return [(start, min(start + size, count)) for start in range(0, count, size)]
+
+
+async def _gather_all(coros: list[Coroutine[Any, Any, list[float]]]) -> list[list[float]]:
+    """Run ``coros`` concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _provider_message(body: Any) -> str:
+    """The human part of an error body: its ``message`` when it has one."""
+    if isinstance(body, dict):
+        for key in ("message", "detail", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+    if body is None:
+        return ""
+    return str(body)
+
+
+def _scores(response: Any, count: int) -> list[float]:
+    """The scores of ``count`` documents, in input order, from a rerank response.
+
+    Every document must be scored exactly once, at an index in range, with a finite
+    score in [0, 1]; anything else is a malformed response.
+    """
+    results = getattr(response, "results", None)
+    if not isinstance(results, list):
+        raise RerankError(PROVIDER, "malformed response: it has no list of results")
+    scores: list[float | None] = [None] * count
+    for item in results:
+        index = getattr(item, "index", None)
+        value = getattr(item, "relevance_score", None)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise RerankError(PROVIDER, "malformed response: a result has no integer index")
+        if not 0 <= index < count:
+            raise RerankError(
+                PROVIDER, f"malformed response: index {index} is out of range for {count} documents"
+            )
+        if scores[index] is not None:
+            raise RerankError(PROVIDER, f"malformed response: document {index} is scored twice")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RerankError(PROVIDER, f"malformed response: document {index} has no score")
+        score = float(value)
+        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+            raise RerankError(
+                PROVIDER, f"malformed response: score {score!r} of document {index} is not in [0, 1]"
+            )
+        scores[index] = score
+    missing = sum(1 for s in scores if s is None)
+    if missing:
+        raise RerankError(
+            PROVIDER, f"malformed response: {missing} of {count} documents were not scored"
+        )
+    return [s for s in scores if s is not None]
