@@ -32,3 +32,13 @@ class TestFaissFlatConformance(VectorStoreConformance):
 
 class TestFaissHNSWConformance(TestFaissFlatConformance):
     index = "hnsw"
+
+
+class TestScriptedRerankerConformance(RerankerConformance):
+    """A third-party-style reranker from the test plugin passes the same suite."""
+
+    @pytest.fixture
+    def reranker(self) -> Reranker:
+        from memsift_testplugin import ScriptedConfig, ScriptedReranker
+
+        return ScriptedReranker(ScriptedConfig())

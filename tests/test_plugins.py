@@ -692,11 +692,6 @@ def test_entry_point_plugin_whose_hook_raises_records_the_error(
     assert info.providers == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: registry._load adds a hook's registrations before the hook returns, "
-    "so a hook that raises half-way is reported 'skipped' yet its first providers stay",
-)
 def test_hook_that_raises_half_way_leaves_nothing_registered() -> None:
     def body(r: ProviderRegistrar) -> None:
         r.register("half_done", ConstantReranker, RerankerConfig)
@@ -851,11 +846,6 @@ def test_concurrent_first_use_loads_once(entry_point_calls: list[str]) -> None:
     assert entry_point_calls == [plugins.ENTRY_POINT_GROUP]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: registry._load extends PluginInfo.providers on every load, so "
-    "registry.forget() followed by a lookup lists each provider twice",
-)
 def test_forgetting_the_registry_does_not_duplicate_provider_lists() -> None:
     registry.get_registry()
     before = list(plugin_record().providers)

@@ -164,22 +164,28 @@ def _load() -> Registry:
     from memsift.plugins import get_plugin_host
 
     host = get_plugin_host()
+    for info in host.infos.values():
+        info.providers = []
     reg = Registry()
     for kind, hook_name in _HOOKS.items():
         caller = getattr(host.manager.hook, hook_name)
         for impl in reversed(caller.get_hookimpls()):  # registration order
             plugin = impl.plugin_name
-            registrar = ProviderRegistrar(kind, plugin, reg.add)
+            pending: list[ProviderSpec] = []
+            registrar = ProviderRegistrar(kind, plugin, pending.append)
             try:
                 impl.function(registry=registrar)
             except PluginError:
                 raise
             except Exception as exc:
+                # nothing of a hook that failed half-way is kept
                 _report_hook_failure(host, plugin, hook_name, exc)
                 continue
+            for spec in pending:
+                reg.add(spec)
             info = host.infos.get(plugin)
             if info is not None:
-                info.providers.extend((kind, s.name) for s in _by_plugin(reg, kind, plugin))
+                info.providers.extend((kind, s.name) for s in pending)
     return reg
 
 
@@ -197,10 +203,6 @@ def _report_hook_failure(host: Any, plugin: str, hook_name: str, exc: Exception)
         PluginLoadWarning,
         stacklevel=3,
     )
-
-
-def _by_plugin(reg: Registry, kind: ProviderKind, plugin: str) -> list[ProviderSpec]:
-    return [s for s in reg.specs[kind].values() if s.plugin == plugin]
 
 
 def get_registry() -> Registry:

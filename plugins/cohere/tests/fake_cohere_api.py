@@ -47,6 +47,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
+    remote_port: Any = None
 
 
 @dataclass
@@ -113,7 +114,13 @@ class FakeCohereAPI:
 
     def _answer(self, request: Request) -> Response:
         body = request.get_json(silent=True)
-        seen = Seen(request.method, request.path, dict(request.headers), body)
+        seen = Seen(
+            request.method,
+            request.path,
+            dict(request.headers),
+            body,
+            request.environ.get("REMOTE_PORT"),
+        )
         with self._lock:
             self.requests.append(seen)
             fault = self.faults.popleft() if self.faults else self.always

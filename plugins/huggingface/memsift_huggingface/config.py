@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from memsift import RerankerConfig, env_secret
+from memsift_huggingface.runtime import DEVICE_PATTERN
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
 TOKEN_ENV = ("HF_TOKEN",)
 #: Seconds each HTTP request may take when ``timeout`` is not set.
 DEFAULT_HTTP_TIMEOUT = 30.0
-DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
 
 #: Keys only the local mode uses, and keys only the remote mode uses.
 LOCAL_KEYS = frozenset(

@@ -1,0 +1,254 @@
+"""``memsift plugins [--json] [--all]``: installed plugin distributions, their versions and
+the providers each registers; built-ins with ``--all``; blocked and failed plugins shown.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+import memsift
+from memsift import plugins, registry
+from memsift.cli import main
+from memsift.registry import ProviderRegistrar
+
+TESTPLUGIN = "memsift-testplugin"
+TESTPLUGIN_MODULE = "memsift_testplugin"
+FAIL_IMPORT_ENV = "MEMSIFT_TESTPLUGIN_FAIL_IMPORT"
+ROW_KEYS = {"name", "version", "builtin", "loaded", "blocked", "error", "providers"}
+BUILTINS = {
+    "memsift.builtin.faiss_store": ("vector_store", "faiss"),
+    "memsift.builtin.minilm": ("embedder", "minilm"),
+    "memsift.builtin.bm25": ("reranker", "bm25"),
+}
+TESTPLUGIN_PROVIDERS = {
+    ("reranker", "scripted"),
+    ("reranker", "failing"),
+    ("reranker", "bad_scores"),
+    ("llm", "echo"),
+}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(plugins.LOAD_PLUGINS_ENV, raising=False)
+    monkeypatch.delenv(FAIL_IMPORT_ENV, raising=False)
+    plugins.reload_plugins()
+    yield
+    plugins.reload_plugins()
+
+
+def invoke(*args: str) -> Result:
+    result = CliRunner().invoke(main, ["plugins", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def json_rows(*args: str) -> dict[str, dict[str, Any]]:
+    rows = json.loads(invoke("--json", *args).stdout)
+    assert isinstance(rows, list)
+    by_name = {row["name"]: row for row in rows}
+    assert len(by_name) == len(rows), "a plugin is listed twice"
+    return by_name
+
+
+def providers_of(row: dict[str, Any]) -> set[tuple[str, str]]:
+    return {(p["kind"], p["name"]) for p in row["providers"]}
+
+
+# --------------------------------------------------------------------------- --json
+
+
+def test_json_lists_the_test_plugin_with_its_providers() -> None:
+    rows = json_rows()
+    row = rows[TESTPLUGIN]
+    assert set(row) == ROW_KEYS
+    assert row["version"] == importlib.metadata.version(TESTPLUGIN)
+    assert row["builtin"] is False
+    assert row["loaded"] is True
+    assert row["blocked"] is False
+    assert row["error"] is None
+    assert TESTPLUGIN_PROVIDERS <= providers_of(row)
+    for provider in row["providers"]:
+        assert set(provider) >= {"kind", "name", "description"}
+        assert provider["kind"] in {"embedder", "reranker", "vector_store", "llm"}
+        assert isinstance(provider["description"], str)
+    scripted = next(p for p in row["providers"] if p["name"] == "scripted")
+    assert scripted["description"] == registry.get_reranker("scripted").description
+
+
+def test_json_without_all_hides_the_builtins() -> None:
+    rows = json_rows()
+    assert not any(row["builtin"] for row in rows.values())
+    assert not set(BUILTINS) & set(rows)
+
+
+def test_json_all_lists_the_builtins() -> None:
+    rows = json_rows("--all")
+    for module, provider in BUILTINS.items():
+        row = rows[module]
+        assert set(row) == ROW_KEYS
+        assert row["builtin"] is True
+        assert row["loaded"] is True
+        assert provider in providers_of(row)
+    assert TESTPLUGIN in rows
+    # every registered provider is listed under exactly one plugin
+    listed = [p for row in rows.values() for p in providers_of(row)]
+    assert len(listed) == len(set(listed))
+    for kind in ("embedder", "reranker", "vector_store", "llm"):
+        for spec in registry.list_providers(kind):
+            assert (kind, spec.name) in providers_of(rows[spec.plugin])
+
+
+def test_json_shows_a_blocked_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugins.LOAD_PLUGINS_ENV, "")
+    plugins.reload_plugins()
+    row = json_rows()[TESTPLUGIN]
+    assert row["blocked"] is True
+    assert row["loaded"] is False
+    assert row["error"] is None
+    assert row["providers"] == []
+
+
+def test_json_shows_a_plugin_that_failed_to_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAIL_IMPORT_ENV, "1")
+    monkeypatch.delitem(sys.modules, TESTPLUGIN_MODULE, raising=False)
+    plugins.reload_plugins()
+    with pytest.warns(plugins.PluginLoadWarning, match=TESTPLUGIN):
+        rows = json_rows("--all")
+    row = rows[TESTPLUGIN]
+    assert row["loaded"] is False
+    assert row["blocked"] is False
+    assert "ImportError" in row["error"]
+    assert row["providers"] == []
+    assert ("reranker", "bm25") in providers_of(rows["memsift.builtin.bm25"])
+
+
+def test_json_shows_a_plugin_whose_hook_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    def register_rerankers(registry: ProviderRegistrar) -> None:
+        raise RuntimeError("cannot reach the model hub")
+
+    module = types.ModuleType("memsift_flaky")
+    module.register_rerankers = memsift.hookimpl(register_rerankers)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    real = plugins.entry_points
+    fake = importlib.metadata.EntryPoint(name="memsift-flaky", value="memsift_flaky", group="memsift")
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: [*real(**kw), fake])
+    plugins.reload_plugins()
+
+    with pytest.warns(plugins.PluginLoadWarning, match="memsift-flaky"):
+        rows = json_rows()
+    assert "RuntimeError: cannot reach the model hub" in rows["memsift-flaky"]["error"]
+    assert rows[TESTPLUGIN]["error"] is None
+
+
+def test_json_with_no_external_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: [])
+    plugins.reload_plugins()
+    assert json_rows() == {}
+    assert set(json_rows("--all")) == set(BUILTINS)
+
+
+# --------------------------------------------------------------------------- the table
+
+
+def test_table_lists_the_test_plugin() -> None:
+    out = invoke().stdout
+    assert TESTPLUGIN in out
+    assert importlib.metadata.version(TESTPLUGIN) in out
+    assert "loaded" in out
+    for kind, name in TESTPLUGIN_PROVIDERS:
+        assert f"{kind}: {name}" in out
+    assert "bm25" not in out
+
+
+def test_table_all_lists_the_builtins() -> None:
+    out = invoke("--all").stdout
+    for kind, name in BUILTINS.values():
+        assert f"{kind}: {name}" in out
+    assert "built-in" in out
+    assert TESTPLUGIN in out
+
+
+def test_table_shows_blocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugins.LOAD_PLUGINS_ENV, "")
+    plugins.reload_plugins()
+    out = invoke().stdout
+    assert TESTPLUGIN in out
+    assert "blocked" in out
+    assert "scripted" not in out
+
+
+def test_table_shows_failed_with_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FAIL_IMPORT_ENV, "1")
+    monkeypatch.delitem(sys.modules, TESTPLUGIN_MODULE, raising=False)
+    plugins.reload_plugins()
+    with pytest.warns(plugins.PluginLoadWarning):
+        out = invoke().stdout
+    assert TESTPLUGIN in out
+    assert "failed" in out
+    assert "ImportError" in out
+
+
+def test_table_without_plugins_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: [])
+    plugins.reload_plugins()
+    out = invoke().stdout
+    assert "no external plugins installed" in out
+    assert "--all" in out
+
+
+def test_help_documents_the_options() -> None:
+    result = CliRunner().invoke(main, ["plugins", "--help"])
+    assert result.exit_code == 0
+    assert "--json" in result.output
+    assert "--all" in result.output
+
+
+# --------------------------------------------------------------------------- real processes
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {plugins.LOAD_PLUGINS_ENV, FAIL_IMPORT_ENV}
+    }
+    env.update(overrides)
+    return env
+
+
+def _run(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_python_dash_m_memsift_plugins_json_all() -> None:
+    result = _run([sys.executable, "-m", "memsift", "plugins", "--json", "--all"], _env())
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    for module, provider in BUILTINS.items():
+        assert provider in providers_of(rows[module])
+    assert TESTPLUGIN_PROVIDERS <= providers_of(rows[TESTPLUGIN])
+    assert "Warning" not in result.stderr
+
+
+def test_console_script_shows_blocked_plugin() -> None:
+    script = Path(sys.executable).with_name("memsift")
+    assert script.exists(), f"the memsift console script is not installed beside {sys.executable}"
+    result = _run([str(script), "plugins", "--json"], _env(**{plugins.LOAD_PLUGINS_ENV: ""}))
+    assert result.returncode == 0, result.stderr
+    (row,) = [row for row in json.loads(result.stdout) if row["name"] == TESTPLUGIN]
+    assert row["blocked"] is True
+    assert row["providers"] == []
