@@ -71,7 +71,10 @@ class KeyedConfig(memsift.RerankerConfig):
     @field_validator("api_key")
     @classmethod
     def _key_is_required(cls, value: SecretStr | None) -> SecretStr:
-        return memsift.require_secret(value, "api_key", (SECRET_ENV,))
+        key = memsift.require_secret(value, "api_key", (SECRET_ENV,))
+        if key.get_secret_value() != key.get_secret_value().strip():
+            raise ValueError("api_key has leading or trailing whitespace")
+        return key
 
 
 class KeyedReranker(Reranker):
@@ -168,7 +171,7 @@ def test_from_dict_accepts_a_config_object() -> None:
 def test_configs_are_immutable() -> None:
     cfg = MemoryConfig.from_dict({"reranker": {"provider": "bm25"}})
     with pytest.raises(ValueError):
-        cfg.history_db_path = "elsewhere.db"  # type: ignore[misc]
+        cfg.history_db_path = "elsewhere.db"
     assert cfg.reranker is not None
     with pytest.raises(ValueError):
         cfg.reranker.config.weight = 0.9
@@ -240,9 +243,7 @@ def test_unknown_provider_lists_the_installed_ones(kind: ProviderKind) -> None:
     assert isinstance(caught.value, ConfigError)
 
 
-@pytest.mark.parametrize(
-    ("kind", "name"), sorted(KNOWN_DISTRIBUTIONS), ids=lambda v: str(v)
-)
+@pytest.mark.parametrize(("kind", "name"), sorted(KNOWN_DISTRIBUTIONS), ids=lambda v: str(v))
 def test_known_provider_not_installed_says_what_to_install(kind: ProviderKind, name: str) -> None:
     if name in {spec.name for spec in registry.list_providers(kind)}:
         pytest.skip(f"{KNOWN_DISTRIBUTIONS[kind, name]} is installed here")
@@ -307,20 +308,42 @@ def test_section_without_provider() -> None:
     assert "missing required key 'reranker.provider'" in message
 
 
+def _bm25(**config: Any) -> dict[str, Any]:
+    return {"reranker": {"provider": "bm25", "config": config}}
+
+
 @pytest.mark.parametrize(
     ("config", "path", "hint"),
     [
-        ({"reranker": {"provider": "bm25", "config": {"weight": "heavy"}}}, "reranker.config.weight", "number"),
-        ({"reranker": {"provider": "bm25", "config": {"weight": 3}}}, "reranker.config.weight", "less than or equal to 1"),
-        ({"reranker": {"provider": "bm25", "config": {"top_k": 0}}}, "reranker.config.top_k", "greater than or equal to 1"),
-        ({"reranker": {"provider": "bm25", "config": {"on_error": "explode"}}}, "reranker.config.on_error", "'fallback' or 'raise'"),
-        ({"reranker": {"provider": 25}}, "reranker.provider", "string"),
-        ({"embedder": {"provider": "minilm", "config": {"max_length": 4096}}}, "embedder.config.max_length", "512"),
-        ({"vector_store": {"provider": "faiss", "config": {"collection_name": "../etc"}}}, "vector_store.config.collection_name", "collection_name must be"),
-        ({"history_db_path": 5}, "history_db_path", "string"),
+        pytest.param(_bm25(weight="heavy"), "reranker.config.weight", "number", id="str-for-float"),
+        pytest.param(
+            _bm25(weight=3), "reranker.config.weight", "less than or equal to 1", id="max"
+        ),
+        pytest.param(
+            _bm25(top_k=0), "reranker.config.top_k", "greater than or equal to 1", id="min"
+        ),
+        pytest.param(
+            _bm25(on_error="explode"),
+            "reranker.config.on_error",
+            "'fallback' or 'raise'",
+            id="enum",
+        ),
+        pytest.param({"reranker": {"provider": 25}}, "reranker.provider", "string", id="provider"),
+        pytest.param(
+            {"embedder": {"provider": "minilm", "config": {"max_length": 4096}}},
+            "embedder.config.max_length",
+            "512",
+            id="embedder",
+        ),
+        pytest.param(
+            {"vector_store": {"provider": "faiss", "config": {"collection_name": "../etc"}}},
+            "vector_store.config.collection_name",
+            "collection_name must be",
+            id="validator",
+        ),
+        pytest.param({"history_db_path": 5}, "history_db_path", "string", id="int-path"),
     ],
-    ids=["str-for-float", "out-of-range", "below-min", "bad-literal", "int-provider", "max-length", "validator", "int-path"],
-)  # fmt: skip
+)
 def test_wrong_types_name_the_path(config: dict[str, Any], path: str, hint: str) -> None:
     message = str(error_of(config))
     assert f"{path}: " in message
@@ -425,7 +448,7 @@ def test_secret_never_appears_in_reprs_or_dicts(
         cfg.model_dump_json(),
     ):
         assert_no_secret(text)  # ...and never shown
-    assert cfg.to_dict()["reranker"]["config"]["api_key"] != SECRET
+    assert "api_key" not in cfg.to_dict()["reranker"]["config"]  # left out, not masked
 
 
 @pytest.mark.parametrize(
@@ -436,8 +459,16 @@ def test_secret_never_appears_in_reprs_or_dicts(
         {"api_key": SECRET, "retry": {"tries": 0}},
         {"api_kye": SECRET},
         {"api_key": SECRET, "retry": "often"},
+        {"api_key": f" {SECRET}\n"},
     ],
-    ids=["other-unknown-key", "other-bad-value", "nested-bad-value", "secret-under-typo", "nested-type"],
+    ids=[
+        "other-unknown-key",
+        "other-bad-value",
+        "nested-bad-value",
+        "secret-under-typo",
+        "nested-type",
+        "secret-itself-rejected",
+    ],
 )
 def test_secret_never_appears_in_config_errors(keyed: None, config: dict[str, Any]) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -447,9 +478,7 @@ def test_secret_never_appears_in_config_errors(keyed: None, config: dict[str, An
     assert_no_secret("".join(traceback.format_exception(caught.value)))
 
 
-def test_secret_never_appears_when_memory_from_config_fails(
-    keyed: None, tmp_path: Path
-) -> None:
+def test_secret_never_appears_when_memory_from_config_fails(keyed: None, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         memsift.Memory.from_config(
             {

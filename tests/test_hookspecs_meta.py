@@ -74,7 +74,7 @@ def test_every_hook_has_a_test(hook: str) -> None:
     assert users, f"no test under tests/ mentions the hook {hook!r}"
 
 
-# --------------------------------------------------------------------------- every hook is documented
+# ------------------------------------------------------------------------- every hook is documented
 
 
 def _sections(markdown: str) -> list[tuple[int, str, str]]:
@@ -118,7 +118,7 @@ def test_every_hook_is_documented_in_contributing(hook: str) -> None:
         assert param in heading + text, f"CONTRIBUTING.md: {hook}'s argument {param!r}"
 
 
-# --------------------------------------------------------------------------- every hook is well formed
+# ------------------------------------------------------------------------ every hook is well formed
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)

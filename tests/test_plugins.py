@@ -8,6 +8,7 @@ the test environment; it registers the rerankers ``scripted``, ``failing`` and
 
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import json
 import logging
@@ -46,7 +47,9 @@ from memsift.search import SearchEvent
 TESTPLUGIN = "memsift-testplugin"
 TESTPLUGIN_MODULE = "memsift_testplugin"
 FAIL_IMPORT_ENV = "MEMSIFT_TESTPLUGIN_FAIL_IMPORT"
-Hook = Literal["register_embedders", "register_rerankers", "register_vector_stores", "register_llms"]
+Hook = Literal[
+    "register_embedders", "register_rerankers", "register_vector_stores", "register_llms"
+]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -135,7 +138,7 @@ def fake_entry_points(monkeypatch: pytest.MonkeyPatch, **modules: types.ModuleTy
     A module value is importable under its ``__name__``; a string value names a module
     that does not exist (so loading the entry point raises).
     """
-    real = plugins.entry_points
+    real = importlib.metadata.entry_points
     extra = []
     for dist, module in modules.items():
         if isinstance(module, types.ModuleType):
@@ -313,7 +316,7 @@ def test_blocked_plugin_is_never_imported(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_plugin_failing_to_import_is_reported_and_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    import memsift_testplugin  # noqa: F401  (make sure there is a module to hide)
+    importlib.import_module(TESTPLUGIN_MODULE)  # make sure there is a module to hide
 
     monkeypatch.setenv(FAIL_IMPORT_ENV, "1")
     monkeypatch.delitem(sys.modules, TESTPLUGIN_MODULE)  # restored after the test
@@ -785,7 +788,7 @@ async def test_search_completed_hook_runs_for_async_searches(tmp_path: Path) -> 
 def entry_point_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Count the entry-point scans of the plugin host (a little slow, to widen races)."""
     calls: list[str] = []
-    real = plugins.entry_points
+    real = importlib.metadata.entry_points
 
     def counting(**kwargs: Any) -> Any:
         calls.append(kwargs.get("group", ""))
@@ -823,7 +826,14 @@ def test_reload_plugins_loads_again(entry_point_calls: list[str]) -> None:
     assert len(entry_point_calls) == 2
 
 
-def test_concurrent_first_use_loads_once(entry_point_calls: list[str]) -> None:
+@pytest.mark.parametrize(
+    "first_use",
+    [registry.get_registry, plugins.get_plugin_host],
+    ids=["get_registry", "get_plugin_host"],
+)
+def test_concurrent_first_use_loads_once(
+    entry_point_calls: list[str], first_use: Callable[[], object]
+) -> None:
     barrier = threading.Barrier(8)
     seen: list[object] = []
     errors: list[BaseException] = []
@@ -831,7 +841,7 @@ def test_concurrent_first_use_loads_once(entry_point_calls: list[str]) -> None:
     def worker() -> None:
         try:
             barrier.wait()
-            seen.append(registry.get_registry())
+            seen.append(first_use())
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 

@@ -36,6 +36,7 @@ from memsift.interfaces import (
     VectorHit,
     VectorStore,
     VectorStoreConfig,
+    check_rerank_input,
 )
 from memsift.registry import ProviderRegistrar
 
@@ -92,6 +93,7 @@ __all__ = [
     "VectorStore",
     "VectorStoreConfig",
     "__version__",
+    "check_rerank_input",
     "env_secret",
     "hookimpl",
     "require_secret",

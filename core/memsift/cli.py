@@ -83,7 +83,11 @@ def plugins(as_json: bool, show_all: bool) -> None:
     from memsift.plugins import get_plugin_host
     from memsift.registry import get_registry
 
-    registry = get_registry()
+    try:
+        registry = get_registry()
+    except MemsiftError as exc:
+        _fail(exc)
+        return
     host = get_plugin_host()
     rows: list[dict[str, Any]] = []
     for info in host.infos.values():

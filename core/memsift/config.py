@@ -133,14 +133,19 @@ class MemoryConfig(BaseModel):
         return None if section is None else get_provider(kind, section.provider)
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain dict that ``from_dict`` accepts again; secrets are masked."""
+        """A plain dict that ``from_dict`` accepts again; secrets are left out."""
         out: dict[str, Any] = {}
         for kind in PROVIDER_KINDS:
             section = self.section(kind)
             if section is None:
                 continue
             cfg = section.config
-            body = cfg.model_dump(mode="json") if isinstance(cfg, BaseModel) else dict(cfg)
+            if isinstance(cfg, BaseModel):
+                # secrets are left out: from_dict reads them again from their env variables
+                secret = {k for k, v in cfg if isinstance(v, SecretStr)}
+                body = cfg.model_dump(mode="json", exclude=secret)
+            else:
+                body = {k: v for k, v in dict(cfg).items() if not isinstance(v, SecretStr)}
             out[kind] = {"provider": section.provider, "config": body}
         if self.history_db_path is not None:
             out["history_db_path"] = self.history_db_path

@@ -12,7 +12,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -187,9 +187,6 @@ class Reranker(ABC):
     def model_name(self) -> str:
         return str(getattr(self.config, "model", "") or "")
 
-    #: True for providers that call a paid API; turns the score cache on by default.
-    hosted: ClassVar[bool] = False
-
     @abstractmethod
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
         """Return one score per document, in the order of ``documents``."""
@@ -205,7 +202,13 @@ class Reranker(ABC):
         return self.rerank(query, [c.text for c in candidates])
 
     async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
-        """The async twin of :meth:`score_candidates`: by default ``arerank``."""
+        """The async twin of :meth:`score_candidates`.
+
+        By default: ``arerank`` on the texts, or ``score_candidates`` in a worker thread
+        when a subclass overrides ``score_candidates`` (so both paths score alike).
+        """
+        if type(self).score_candidates is not Reranker.score_candidates:
+            return await asyncio.to_thread(self.score_candidates, query, candidates)
         return await self.arerank(query, [c.text for c in candidates])
 
     def close(self) -> None:

@@ -183,9 +183,9 @@ def _load() -> Registry:
                 continue
             for spec in pending:
                 reg.add(spec)
-            info = host.infos.get(plugin)
-            if info is not None:
-                info.providers.extend((kind, s.name) for s in pending)
+            owner = host.infos.get(plugin)
+            if owner is not None:
+                owner.providers.extend((kind, s.name) for s in pending)
     return reg
 
 
