@@ -41,6 +41,12 @@ class AsyncMemory(MemoryCore):
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the reranker's async clients on this loop, then everything else."""
+        if self.reranker_stage is not None:
+            await self.reranker_stage.reranker.aclose()
         await asyncio.to_thread(self.close)
 
     async def add(

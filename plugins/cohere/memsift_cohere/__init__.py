@@ -7,7 +7,6 @@ the cohere SDK; building the reranker does.
 from __future__ import annotations
 
 from memsift import ProviderRegistrar, hookimpl
-
 from memsift_cohere.config import CohereConfig
 from memsift_cohere.reranker import MAX_DOCUMENTS_PER_REQUEST, CohereReranker
 

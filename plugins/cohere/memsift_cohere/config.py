@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 
-from memsift import RerankerConfig, env_secret, require_secret
 from pydantic import Field, SecretStr, field_validator, model_validator
+
+from memsift import RerankerConfig, env_secret, require_secret
 
 #: Where the API key is read from when the config does not give it, first set wins.
 API_KEY_ENV: tuple[str, ...] = ("CO_API_KEY", "COHERE_API_KEY")

@@ -15,11 +15,10 @@ import math
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 from memsift import Reranker, RerankError
 from memsift.interfaces import check_rerank_input
-
 from memsift_cohere.config import API_KEY_ENV, CohereConfig
 
 if TYPE_CHECKING:
@@ -51,7 +50,6 @@ class CohereReranker(Reranker):
     """Scores documents with Cohere's ``/v2/rerank`` (``ClientV2.rerank``)."""
 
     config: CohereConfig
-    hosted: ClassVar[bool] = True
 
     def __init__(self, config: CohereConfig) -> None:
         super().__init__(config)
@@ -228,7 +226,8 @@ class CohereReranker(Reranker):
             message = f"could not reach the API: {type(exc).__name__}: {exc}"
         elif hasattr(exc, "status_code") and hasattr(exc, "body"):  # cohere's ApiError
             status = exc.status_code if isinstance(exc.status_code, int) else None
-            if status is not None and 200 <= status < 300:
+            if status is not None and 200 <= status < 300:  # a success the SDK cannot parse
+                status = None
                 message = "malformed response: the body is not a valid rerank answer"
             else:
                 message = _provider_message(exc.body) or "request failed"
@@ -306,7 +305,8 @@ def _scores(response: Any, count: int) -> list[float]:
         score = float(value)
         if not math.isfinite(score) or not 0.0 <= score <= 1.0:
             raise RerankError(
-                PROVIDER, f"malformed response: score {score!r} of document {index} is not in [0, 1]"
+                PROVIDER,
+                f"malformed response: score {score!r} of document {index} is not in [0, 1]",
             )
         scores[index] = score
     missing = sum(1 for s in scores if s is None)

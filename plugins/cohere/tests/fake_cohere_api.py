@@ -12,7 +12,6 @@ import hashlib
 import json
 import re
 import threading
-import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -47,7 +46,6 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: Any
-    remote_port: Any = None
 
 
 @dataclass
@@ -114,13 +112,7 @@ class FakeCohereAPI:
 
     def _answer(self, request: Request) -> Response:
         body = request.get_json(silent=True)
-        seen = Seen(
-            request.method,
-            request.path,
-            dict(request.headers),
-            body,
-            request.environ.get("REMOTE_PORT"),
-        )
+        seen = Seen(request.method, request.path, dict(request.headers), body)
         with self._lock:
             self.requests.append(seen)
             fault = self.faults.popleft() if self.faults else self.always
@@ -209,16 +201,6 @@ def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> R
     return Response(
         json.dumps(payload), status=status, headers=headers, content_type="application/json"
     )
-
-
-def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it is true or ``timeout`` passes."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return bool(predicate())
 
 
 def memory_config(path: Any, base_url: str, **options: Any) -> dict[str, Any]:

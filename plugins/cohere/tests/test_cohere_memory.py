@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from fake_cohere_api import API_KEY, Fault, FakeCohereAPI, memory_config
+from fake_cohere_api import API_KEY, FakeCohereAPI, Fault, memory_config
+
 from memsift import AsyncMemory, Memory, RerankError
 
 USER = "alice"
@@ -29,7 +30,8 @@ MEMORIES = [
 ]
 BOB = "Bob lives in Lisbon too, next to the castle."
 QUERY = "Where does Alice live?"
-# the default config of these stores: no cache, a short timeout, one retry
+# the default config of these stores: no cache, a short timeout (longer than the
+# Retry-After of 1 s in the 429 test), one retry
 OPTIONS: dict[str, Any] = {"cache_size": 0, "timeout": 1.5, "max_retries": 1}
 # with on_error="raise"; a pool of 3 candidates (smaller than the searches' top_k of 5)
 RAISE_OPTIONS: dict[str, Any] = {"cache_size": 0, "max_retries": 0, "on_error": "raise", "top_k": 3}
@@ -217,9 +219,7 @@ def test_429_with_retry_after_then_success(search: Search, fake_api: FakeCohereA
     assert len(fake_api.requests) == 2
 
 
-def _assert_fallback(
-    response: dict[str, Any], vector: list[dict[str, Any]], *needles: str
-) -> None:
+def _assert_fallback(response: dict[str, Any], vector: list[dict[str, Any]], *needles: str) -> None:
     hits = response["results"]
     assert [h["memory"] for h in hits] == [h["memory"] for h in vector[: len(hits)]]
     assert len(hits) == 5  # the query is answered, in vector order

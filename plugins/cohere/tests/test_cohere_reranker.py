@@ -10,10 +10,11 @@ from collections.abc import Callable
 
 import memsift_cohere.reranker as reranker_module
 import pytest
-from fake_cohere_api import API_KEY, PATH, Fault, FakeCohereAPI, relevance
+from fake_cohere_api import API_KEY, PATH, FakeCohereAPI, Fault, relevance
+from memsift_cohere import CohereReranker
+
 from memsift import RerankError
 from memsift.testing import RerankerConformance
-from memsift_cohere import CohereReranker
 
 Make = Callable[..., CohereReranker]
 
@@ -159,9 +160,7 @@ def test_429_with_retry_after_is_retried(
 def test_persistent_503_raises_after_the_retries(
     make_reranker: Make, fake_api: FakeCohereAPI, mode: str
 ) -> None:
-    fake_api.fail(
-        always=Fault(503, {"message": "service unavailable"}, {"Retry-After-Ms": "20"})
-    )
+    fake_api.fail(always=Fault(503, {"message": "service unavailable"}, {"Retry-After-Ms": "20"}))
     with pytest.raises(RerankError) as info:
         _call(make_reranker(max_retries=2), mode, QUERY, DOCS[:3])
     assert info.value.status == 503
@@ -210,7 +209,7 @@ def test_a_key_echoed_by_the_server_is_scrubbed(
 def test_a_slow_answer_times_out(make_reranker: Make, fake_api: FakeCohereAPI, mode: str) -> None:
     fake_api.delay = 3.0
     start = time.monotonic()
-    with pytest.raises(RerankError, match="timeout of 0.3 s"):
+    with pytest.raises(RerankError, match=r"timeout of 0\.3 s"):
         _call(make_reranker(timeout=0.3, max_retries=0), mode, QUERY, DOCS[:2])
     assert time.monotonic() - start < 2.0
 
@@ -316,10 +315,23 @@ def test_repr_and_model_name_hide_the_key(make_reranker: Make) -> None:
     reranker = make_reranker()
     assert API_KEY not in repr(reranker.config)
     assert reranker.model_name == "rerank-v3.5"
-    assert CohereReranker.hosted is True
 
 
 def _call(reranker: CohereReranker, mode: str, query: str, docs: list[str]) -> list[float]:
     if mode == "sync":
         return reranker.rerank(query, docs)
     return asyncio.run(reranker.arerank(query, docs))
+
+
+async def test_close_from_a_worker_thread_closes_the_async_client(make_reranker: Make) -> None:
+    # AsyncMemory's `async with` closes its providers with the sync close() in a thread
+    reranker = make_reranker()
+    await reranker.arerank(QUERY, DOCS[:2])
+    handle = reranker._async
+    assert handle is not None
+    await asyncio.to_thread(reranker.close)
+    for _ in range(100):
+        if handle.http.is_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert handle.http.is_closed

@@ -1,0 +1,311 @@
+"""The ``zero_entropy`` reranker: ZeroEntropy's hosted rerank API through the official SDK.
+
+The search pipeline owns the candidate pool, the score cache, the overall timeout and the
+fallback; this provider maps ``(query, documents)`` to ZeroEntropy's relevance scores,
+which the API gives in [0, 1]. Retries on 429 (honouring Retry-After) and 5xx are the
+SDK's own. The SDK is imported when a reranker is built, never when the plugin loads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import math
+import threading
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from memsift import Reranker, RerankError
+from memsift.interfaces import check_rerank_input
+from memsift_zeroentropy.config import API_KEY_ENV, ZeroEntropyConfig
+
+if TYPE_CHECKING:
+    from zeroentropy import AsyncZeroEntropy, ZeroEntropy
+
+log = logging.getLogger("memsift_zeroentropy")
+
+PROVIDER = "zero_entropy"
+#: The API's limit on one request's size, counted as it counts it: for every document,
+#: 150 bytes plus the UTF-8 bytes of the query and of the document. A larger list is
+#: split into several requests, sent concurrently by ``arerank``.
+MAX_REQUEST_BYTES = 5_000_000
+_BYTES_PER_DOCUMENT = 150
+#: The SDK's own per-attempt timeout, reported when the config sets none.
+SDK_DEFAULT_TIMEOUT = 60.0
+#: Longest provider message kept in an error.
+_MAX_MESSAGE = 500
+
+
+@dataclass
+class _AsyncClient:
+    """The async SDK client and the event loop its connections belong to."""
+
+    loop: asyncio.AbstractEventLoop
+    client: AsyncZeroEntropy
+
+
+class ZeroEntropyReranker(Reranker):
+    """Scores documents with ZeroEntropy's ``/models/rerank`` (``client.models.rerank``)."""
+
+    config: ZeroEntropyConfig
+
+    def __init__(self, config: ZeroEntropyConfig) -> None:
+        super().__init__(config)
+        # Load the SDK now, so the first search does not pay for the import.
+        importlib.import_module("zeroentropy")
+        self._lock = threading.Lock()
+        self._sync: ZeroEntropy | None = None
+        self._async: _AsyncClient | None = None
+        self._closing: set[asyncio.Future[Any]] = set()
+
+    # ------------------------------------------------------------------ scoring
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        docs = check_rerank_input(query, documents)
+        if not docs:
+            return []
+        client = self._sync_client()
+        scores: list[float] = []
+        for start, end in _batches(query, docs, MAX_REQUEST_BYTES):
+            batch = docs[start:end]
+            try:
+                response = client.models.rerank(**self._arguments(query, batch))
+            except Exception as exc:
+                raise self._error(exc) from None
+            scores.extend(_scores(response, len(batch)))
+        return scores
+
+    async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        docs = check_rerank_input(query, documents)
+        if not docs:
+            return []
+        client = self._async_client()
+
+        async def one(batch: list[str]) -> list[float]:
+            try:
+                response = await client.models.rerank(**self._arguments(query, batch))
+            except Exception as exc:
+                raise self._error(exc) from None
+            return _scores(response, len(batch))
+
+        batches = [docs[s:e] for s, e in _batches(query, docs, MAX_REQUEST_BYTES)]
+        if len(batches) == 1:
+            return await one(batches[0])
+        parts = await _gather_all([one(b) for b in batches])
+        return [score for part in parts for score in part]
+
+    def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "model": self.config.model,
+            "query": query,
+            "documents": batch,
+            "top_n": len(batch),
+        }
+        if self.config.latency is not None:
+            args["latency"] = self.config.latency
+        return args
+
+    # ------------------------------------------------------------------ clients
+
+    def _client_options(self) -> dict[str, Any]:
+        key = self.config.api_key
+        if key is None or not key.get_secret_value():  # the config validator rules this out
+            raise RerankError(PROVIDER, f"no API key: set api_key or {API_KEY_ENV[0]}")
+        options: dict[str, Any] = {
+            "api_key": key.get_secret_value(),
+            "max_retries": self.config.max_retries,
+            "default_headers": {"X-Client-Name": "memsift"},
+        }
+        if self.config.base_url is not None:
+            options["base_url"] = self.config.base_url
+        if self.config.timeout is not None:  # None would mean "no timeout" to the SDK
+            options["timeout"] = self.config.timeout
+        return options
+
+    def _sync_client(self) -> ZeroEntropy:
+        with self._lock:
+            if self._sync is None:
+                from zeroentropy import ZeroEntropy
+
+                self._sync = ZeroEntropy(**self._client_options())
+            return self._sync
+
+    def _async_client(self) -> AsyncZeroEntropy:
+        """The async client of the running event loop (its connections belong to it)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            current = self._async
+            if current is not None and current.loop is loop:
+                return current.client
+            from zeroentropy import AsyncZeroEntropy
+
+            client = AsyncZeroEntropy(**self._client_options())
+            self._async = _AsyncClient(loop, client)
+        if current is not None:
+            self._close_elsewhere(current.loop, current.client.close)
+        return client
+
+    def close(self) -> None:
+        """Close the SDK clients; the next call opens new ones."""
+        with self._lock:
+            sync, self._sync = self._sync, None
+            handle, self._async = self._async, None
+        if sync is not None:
+            sync.close()
+        if handle is not None:
+            self._close_elsewhere(handle.loop, handle.client.close)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            sync, self._sync = self._sync, None
+            handle, self._async = self._async, None
+        if sync is not None:
+            sync.close()
+        if handle is not None:
+            if handle.loop is asyncio.get_running_loop():
+                await handle.client.close()
+            else:
+                self._close_elsewhere(handle.loop, handle.client.close)
+
+    def _close_elsewhere(
+        self, loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
+        """Close an async client on its own loop, without waiting (a closed loop took
+        its connections with it)."""
+        if loop.is_closed():
+            return
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            task = loop.create_task(aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        elif loop.is_running():
+            asyncio.run_coroutine_threadsafe(aclose(), loop)
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(self, exc: Exception) -> RerankError:
+        """Translate an SDK error; the API key never appears in it."""
+        import zeroentropy
+
+        if isinstance(exc, RerankError):
+            return exc
+        status: int | None = None
+        if isinstance(exc, zeroentropy.APITimeoutError):
+            timeout = (
+                self.config.timeout if self.config.timeout is not None else SDK_DEFAULT_TIMEOUT
+            )
+            message = f"no answer within the request timeout of {timeout:g} s"
+        elif isinstance(exc, zeroentropy.APIConnectionError):
+            cause = exc.__cause__
+            detail = f": {type(cause).__name__}" if cause is not None else ""
+            message = f"could not reach the API{detail}"
+        elif isinstance(exc, zeroentropy.APIStatusError):
+            status = exc.status_code
+            message = _provider_message(exc.body) or exc.message
+            if status in (401, 403):
+                message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
+        elif isinstance(exc, zeroentropy.APIResponseValidationError):
+            status = exc.status_code
+            message = "malformed response: it does not have the shape of a rerank answer"
+        elif isinstance(exc, ValueError):  # a body that is not JSON
+            message = f"malformed response: {type(exc).__name__}: {exc}"
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        return RerankError(PROVIDER, self._scrub(message), status=status)
+
+    def _scrub(self, message: str) -> str:
+        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
+        if key:
+            message = message.replace(key, "***")
+        if len(message) > _MAX_MESSAGE:
+            message = message[:_MAX_MESSAGE] + "..."
+        return message
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _batches(query: str, docs: list[str], budget: int) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges of ``docs`` whose requests stay within ``budget`` bytes, as
+    the API counts them; a document over the budget on its own goes alone."""
+    per_doc = _BYTES_PER_DOCUMENT + len(query.encode("utf-8"))
+    ranges: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for i, doc in enumerate(docs):
+        cost = per_doc + len(doc.encode("utf-8"))
+        if i > start and size + cost > budget:
+            ranges.append((start, i))
+            start, size = i, 0
+        size += cost
+    ranges.append((start, len(docs)))
+    return ranges
+
+
+async def _gather_all(coros: list[Coroutine[Any, Any, list[float]]]) -> list[list[float]]:
+    """Run ``coros`` concurrently; on the first failure cancel the rest and raise it."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _provider_message(body: Any) -> str:
+    """The human part of an error body (``detail``, ``message`` or ``error``)."""
+    if isinstance(body, dict):
+        for key in ("detail", "message", "error"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                return value
+            if isinstance(value, dict | list) and value:
+                return _provider_message(value) or str(value)
+    if body is None:
+        return ""
+    return str(body)
+
+
+def _scores(response: Any, count: int) -> list[float]:
+    """The scores of ``count`` documents, in input order, from a rerank response.
+
+    Every document must be scored exactly once, at an index in range, with a finite
+    score in [0, 1]; anything else is a malformed response.
+    """
+    results = getattr(response, "results", None)
+    if not isinstance(results, list):
+        raise RerankError(PROVIDER, "malformed response: it has no list of results")
+    scores: list[float | None] = [None] * count
+    for item in results:
+        index = getattr(item, "index", None)
+        value = getattr(item, "relevance_score", None)
+        if isinstance(index, bool) or not isinstance(index, int):
+            raise RerankError(PROVIDER, "malformed response: a result has no integer index")
+        if not 0 <= index < count:
+            raise RerankError(
+                PROVIDER, f"malformed response: index {index} is out of range for {count} documents"
+            )
+        if scores[index] is not None:
+            raise RerankError(PROVIDER, f"malformed response: document {index} is scored twice")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RerankError(PROVIDER, f"malformed response: document {index} has no score")
+        score = float(value)
+        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+            raise RerankError(
+                PROVIDER,
+                f"malformed response: score {score!r} of document {index} is not in [0, 1]",
+            )
+        scores[index] = score
+    missing = sum(1 for s in scores if s is None)
+    if missing:
+        raise RerankError(
+            PROVIDER, f"malformed response: {missing} of {count} documents were not scored"
+        )
+    return [s for s in scores if s is not None]

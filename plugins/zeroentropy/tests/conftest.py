@@ -1,0 +1,73 @@
+"""Fixtures: a fake ZeroEntropy API on 127.0.0.1, and an environment that touches nothing real."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fake_zeroentropy_api import API_KEY, FakeZeroEntropyAPI
+from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
+from pytest_httpserver import HTTPServer
+
+ENV_VARS = ("ZEROENTROPY_API_KEY", "ZERO_ENTROPY_API_KEY", "ZEROENTROPY_BASE_URL")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test reads a real key or URL, and nothing is written to ~/.memsift."""
+    home = tmp_path_factory.mktemp("memsift-home")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ENV_VARS:
+            mp.delenv(name, raising=False)
+        mp.setenv("MEMSIFT_HOME", str(home))
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MEMSIFT_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture(scope="session")
+def http_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    if server.is_running():
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def _fake_api(http_server: HTTPServer) -> FakeZeroEntropyAPI:
+    return FakeZeroEntropyAPI(http_server, API_KEY)
+
+
+@pytest.fixture
+def fake_api(_fake_api: FakeZeroEntropyAPI) -> Iterator[FakeZeroEntropyAPI]:
+    """The fake API, reset; the test fails if the plugin sent a request it should not."""
+    _fake_api.reset()
+    yield _fake_api
+    _fake_api.release.set()  # let a deliberately slow answer finish now
+    violations = list(_fake_api.violations)
+    _fake_api.server.check_handler_errors()
+    assert not violations, f"the plugin sent invalid requests: {violations}"
+
+
+@pytest.fixture
+def make_reranker(fake_api: FakeZeroEntropyAPI) -> Iterator[Callable[..., ZeroEntropyReranker]]:
+    """Build rerankers against the fake API; closes them after the test."""
+    built: list[ZeroEntropyReranker] = []
+
+    def make(**options: object) -> ZeroEntropyReranker:
+        cfg = {"api_key": API_KEY, "base_url": fake_api.base_url, **options}
+        reranker = ZeroEntropyReranker(ZeroEntropyConfig(**cfg))
+        built.append(reranker)
+        return reranker
+
+    yield make
+    for reranker in built:
+        reranker.close()
