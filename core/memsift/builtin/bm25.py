@@ -31,7 +31,7 @@ class BM25Config(RerankerConfig):
     """Config of the ``bm25`` reranker."""
 
     weight: float = Field(
-        default=0.3, ge=0.0, le=1.0, description="share of BM25 in the fused score"
+        default=0.1, ge=0.0, le=1.0, description="share of BM25 in the fused score"
     )
     k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation")
     b: float = Field(default=0.75, ge=0.0, le=1.0, description="BM25 length normalisation")
