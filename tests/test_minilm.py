@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+
 from memsift.builtin import minilm
 from memsift.builtin.minilm import (
     PACK_MODEL_SHA256,
@@ -35,7 +37,6 @@ from memsift.builtin.minilm import (
 )
 from memsift.errors import InvalidInputError, ModelNotFoundError
 from memsift.testing import EmbedderConformance
-from pydantic import ValidationError
 
 CORE = Path(__file__).resolve().parents[1] / "core"
 HUB_REPO = "sentence-transformers/all-MiniLM-L6-v2"
