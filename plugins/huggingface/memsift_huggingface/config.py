@@ -139,27 +139,38 @@ class HuggingFaceRerankerConfig(RerankerConfig):
 
     @model_validator(mode="after")
     def _check_mode(self) -> HuggingFaceRerankerConfig:
-        given = self.model_fields_set
         if self.endpoint_url is not None and self.model is not None:
             raise ValueError(
-                "give either model (run it locally) or endpoint_url (a remote TEI server), "
-                "not both"
+                "give either model (run it locally) or endpoint_url (a remote TEI server), not both"
             )
         if self.endpoint_url is not None:
-            wrong = sorted((given & LOCAL_KEYS) - {"model"})
+            wrong = self._set_keys(LOCAL_KEYS - {"model"})
             if wrong:
                 raise ValueError(
-                    f"{', '.join(wrong)} only apply to the local mode, but endpoint_url selects "
-                    "the remote mode; remove them"
+                    f"{_names(wrong)} only for the local mode, but endpoint_url selects the "
+                    "remote mode; remove them"
                 )
         else:
-            wrong = sorted(given & REMOTE_KEYS)
+            wrong = self._set_keys(REMOTE_KEYS)
             if wrong:
                 raise ValueError(
-                    f"{', '.join(wrong)} only apply to the remote mode, which endpoint_url "
-                    "selects; set endpoint_url or remove them"
+                    f"{_names(wrong)} only for the remote mode, which endpoint_url selects; "
+                    "set endpoint_url or remove them"
                 )
         return self
+
+    def _set_keys(self, keys: frozenset[str]) -> list[str]:
+        """The ``keys`` given explicitly with a value other than their default."""
+        out = []
+        for key in sorted(keys & self.model_fields_set):
+            value = getattr(self, key)
+            if isinstance(value, SecretStr) or value is None:
+                changed = value is not None  # a secret's default comes from the environment
+            else:
+                changed = value != type(self).model_fields[key].default
+            if changed:
+                out.append(key)
+        return out
 
     @property
     def mode(self) -> Literal["local", "remote"]:
@@ -170,6 +181,10 @@ class HuggingFaceRerankerConfig(RerankerConfig):
     def model_id(self) -> str:
         """The local model to run (``model`` or the default)."""
         return self.model or DEFAULT_MODEL
+
+
+def _names(keys: list[str]) -> str:
+    return f"{keys[0]} is" if len(keys) == 1 else f"{', '.join(keys)} are"
 
 
 __all__ = [

@@ -30,9 +30,7 @@ class LocalModel:
     positions: int | None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def logits(
-        self, query: str, documents: list[str], *, batch_size: int, max_length: int
-    ) -> Any:
+    def logits(self, query: str, documents: list[str], *, batch_size: int, max_length: int) -> Any:
         """The model's logits for ``(query, doc)`` pairs: a 1-d float32 CPU tensor, in order."""
         torch = import_torch()
         order = sorted(range(len(documents)), key=lambda i: -len(documents[i]))
@@ -91,7 +89,9 @@ def _build(config: HuggingFaceRerankerConfig, device: str) -> LocalModel:
         "cache_dir": config.cache_dir,
         "token": config.token.get_secret_value() if config.token is not None else None,
     }
-    dtype = config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
+    dtype = (
+        config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
+    )
     # transformers 4.56 renamed torch_dtype to dtype; the old name still works but warns.
     dtype_arg = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
     try:

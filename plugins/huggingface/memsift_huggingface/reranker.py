@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memsift import RerankError, Reranker
+from memsift import Reranker, RerankError
 from memsift.interfaces import Candidate, check_rerank_input
 from memsift_huggingface.config import HuggingFaceRerankerConfig
 from memsift_huggingface.local import LocalModel, load_local_model
@@ -80,9 +80,7 @@ class HuggingFaceReranker(Reranker):
         self._require_normalized()
         return self.rerank(query, [c.text for c in candidates])
 
-    async def ascore_candidates(
-        self, query: str, candidates: Sequence[Candidate]
-    ) -> list[float]:
+    async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         self._require_normalized()
         return await self.arerank(query, [c.text for c in candidates])
 

@@ -32,7 +32,9 @@ def import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise ConfigError(f"the local mode of the huggingface reranker needs torch: {INSTALL_HINT}") from exc
+        raise ConfigError(
+            f"the local mode of the huggingface reranker needs torch: {INSTALL_HINT}"
+        ) from exc
     return torch
 
 
@@ -101,6 +103,12 @@ class ModelCache:
                 self._building.pop(key, None)
                 self.loads += 1
             return value
+
+    def discard(self, value: object) -> None:
+        """Forget the entries holding ``value`` (e.g. a model loaded for a benchmark)."""
+        with self._lock:
+            for key in [k for k, v in self._values.items() if v is value]:
+                del self._values[key]
 
     def clear(self) -> None:
         """Forget every model; instances that hold one keep it until they are dropped."""

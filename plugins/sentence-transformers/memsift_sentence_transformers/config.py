@@ -59,9 +59,7 @@ class SentenceTransformerRerankerConfig(RerankerConfig):
         default_factory=env_secret(*TOKEN_ENV),
         description="Hugging Face token for private or gated models (default: $HF_TOKEN)",
     )
-    show_progress_bar: bool = Field(
-        default=False, description="show a progress bar while scoring"
-    )
+    show_progress_bar: bool = Field(default=False, description="show a progress bar while scoring")
 
 
 class SentenceTransformerEmbedderConfig(EmbedderConfig):

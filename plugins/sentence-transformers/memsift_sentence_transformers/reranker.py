@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from memsift import ConfigError, ModelNotFoundError, RerankError, Reranker
+from memsift import ConfigError, ModelNotFoundError, Reranker, RerankError
 from memsift.interfaces import Candidate, check_rerank_input
 from memsift_sentence_transformers.config import SentenceTransformerRerankerConfig
 from memsift_sentence_transformers.runtime import (
@@ -165,9 +165,7 @@ class SentenceTransformerReranker(Reranker):
         self._require_normalized()
         return self.rerank(query, [c.text for c in candidates])
 
-    async def ascore_candidates(
-        self, query: str, candidates: Sequence[Candidate]
-    ) -> list[float]:
+    async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         self._require_normalized()
         return await self.arerank(query, [c.text for c in candidates])
 

@@ -109,6 +109,12 @@ class ModelCache:
                 self.loads += 1
             return value
 
+    def discard(self, value: object) -> None:
+        """Forget the entries holding ``value`` (e.g. a model loaded for a benchmark)."""
+        with self._lock:
+            for key in [k for k, v in self._values.items() if v is value]:
+                del self._values[key]
+
     def clear(self) -> None:
         """Forget every model; instances that hold one keep it until they are dropped."""
         with self._lock:
