@@ -367,11 +367,67 @@ def test_numbers_compare_exactly() -> None:
 
 
 def test_wide_filters_stay_within_sqlite_limits(db: sqlite3.Connection) -> None:
+    # A flat chain of ~1000 ANDs/ORs would pass SQLite's expression-depth limit (1000).
     branches = [{"priority": i} for i in range(MAX_NODES - 1)]
-    f = parse_filter({"OR": branches})
-    assert py_ids(RECORDS, f) == sql_ids(db, f) == {"r1", "r2", "r6"}
+    for op in ("OR", "AND", "NOT"):
+        f = parse_filter({op: branches})
+        assert py_ids(RECORDS, f) == sql_ids(db, f)
+    assert sql_ids(db, parse_filter({"OR": branches})) == {"r1", "r2", "r6"}
     f = parse_filter({"tag": {"nin": [f"t{i}" for i in range(MAX_NODES - 1)]}})
     assert sql_ids(db, f) == ALL
+
+
+HEAVY_LEAVES: list[dict[str, Any]] = [
+    {"tags": {"contains": 1.5}},
+    {"tags": {"nin": [1, "x", None, True]}},
+    {"name": {"icontains": "a"}},
+    {"user_id": {"gt": "a"}},
+]
+
+
+def _nested(ops: Sequence[str], width: int) -> dict[str, Any]:
+    spec: dict[str, Any] = HEAVY_LEAVES[0]
+    for level, op in enumerate(ops):
+        siblings = [HEAVY_LEAVES[(level + j) % len(HEAVY_LEAVES)] for j in range(width - 1)]
+        spec = {op: [*siblings, spec]}  # the deep branch last, the hardest order to parse
+    return spec
+
+
+@pytest.mark.parametrize("pattern", [["AND", "OR"], ["NOT"], ["OR", "NOT"], ["AND", "OR", "NOT"]])
+@pytest.mark.parametrize("width", [2, 17, 31])
+def test_deepest_filters_stay_within_sqlite_limits(
+    db: sqlite3.Connection, pattern: list[str], width: int
+) -> None:
+    # SQLite's parser stack overflows at about 30 nested "(x AND ..." groups; the compiler
+    # keeps the depth of SQL nesting low for every filter the parser accepts.
+    ops = [pattern[i % len(pattern)] for i in range(MAX_DEPTH - 1)]
+    while True:
+        try:
+            f = parse_filter(_nested(ops, width))
+            break
+        except FilterError:  # over the size limit: as deep as the size limit allows
+            ops.pop()
+    assert len(ops) >= 10
+    assert py_ids(RECORDS, f) == sql_ids(db, f)
+    assert py_ids(RECORDS, Not(f)) == sql_ids(db, Not(f))
+
+
+def test_bushy_filters_stay_within_sqlite_limits(db: sqlite3.Connection) -> None:
+    def tree(depth: int, index: int) -> dict[str, Any]:
+        if depth == 0:
+            return HEAVY_LEAVES[index % len(HEAVY_LEAVES)]
+        op = ("AND", "OR", "NOT")[depth % 3]
+        return {op: [tree(depth - 1, 2 * index), tree(depth - 1, 2 * index + 1)]}
+
+    f = parse_filter(tree(8, 0))
+    assert py_ids(RECORDS, f) == sql_ids(db, f)
+
+
+def test_fragment_embeds_safely(db: sqlite3.Connection) -> None:
+    for spec in ({"OR": [{"tag": "work"}, {"tag": "home"}]}, {"tag": {"nin": ["work", "home"]}}):
+        where, params = compile_sql(parse_filter(spec))
+        sql = f"SELECT id FROM memories WHERE {where} AND user_id IS NULL"
+        assert {row[0] for row in db.execute(sql, params)} == (set() if "OR" in spec else {"r4"})
 
 
 def test_deep_filters_compile(db: sqlite3.Connection) -> None:
@@ -612,6 +668,8 @@ def test_timestamp_operands_are_normalised() -> None:
 
 
 def test_ast_shapes() -> None:
+    built = Cond("a", "eq", 1)
+    assert parse_filter(built) is built
     assert parse_filter({"a": 1}) == Cond("a", "eq", 1)
     assert parse_filter({"a": "*"}) == Cond("a", "exists", True)
     assert parse_filter({"a": [1, "x"]}) == Cond("a", "in", (1, "x"))

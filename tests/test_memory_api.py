@@ -102,6 +102,10 @@ def test_add_a_list_embeds_once_and_writes_once(tmp_path: Path, monkeypatch: Any
         ("text", {"user_id": "alice", "infer": True}),  # no llm configured
         ("text", {"user_id": "alice", "infer": "yes"}),
         ("x" * 100_001, {"user_id": "alice"}),
+        ("nul \x00 inside", {"user_id": "alice"}),
+        ("text", {"user_id": "al\x00ice"}),
+        ("text", {"user_id": "alice", "metadata": {"k": "nul \x00"}}),
+        ("text", {"user_id": "alice", "metadata": {"k": 2**70}}),
     ],
 )
 def test_bad_add_changes_nothing(m: Memory, messages: Any, kwargs: dict[str, Any]) -> None:

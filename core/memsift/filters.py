@@ -558,14 +558,18 @@ class _Parser:
         return Cond(field, op, normalised)
 
 
-def parse_filter(spec: Mapping[str, Any] | None) -> Filter:
+def parse_filter(spec: Mapping[str, Any] | Filter | None) -> Filter:
     """Parse and validate a filter dict; ``None`` and ``{}`` give :class:`MatchAll`.
+
+    A :class:`Filter` is returned as it is (nodes validate themselves on construction).
 
     Raises :class:`FilterError` whose message starts with the location of the problem, e.g.
     ``filters["AND"][1]["priority"]: unknown operator 'gtt'; valid operators: eq, ne, ...``.
     """
     if spec is None:
         return MatchAll()
+    if isinstance(spec, Filter):
+        return spec
     if not isinstance(spec, Mapping):
         raise FilterError(f"filters: expected a dict or None, got {_type_name(spec)}")
     return _Parser().parse_dict(spec, (), 1)
@@ -809,13 +813,13 @@ class _SqlCompiler:
         elif op == "exists" and not operand:
             operand, negate = True, not negate
         if cond.field in SCOPE_FIELDS or cond.field in TIMESTAMP_FIELDS:
-            sql = self.column(cond.field, op, operand, negate)
+            sql = self.column(cond.field, op, operand)
         else:
             sql = self.meta(cond.field, op, operand)
         return f"NOT {sql}" if negate else sql
 
     # Scope and timestamp columns: NULL (and, for timestamps, '') means absent.
-    def column(self, field: str, op: str, operand: Any, negate: bool) -> str:
+    def column(self, field: str, op: str, operand: Any) -> str:
         col = self.prefix + field
         present = (
             f"{col} IS NOT NULL"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 import uuid
 import weakref
@@ -16,11 +15,13 @@ from typing import Any
 
 from memsift.config import MemoryConfig, memsift_home
 from memsift.errors import (
+    FilterError,
     InvalidInputError,
     MemoryNotFoundError,
     UnknownArgumentError,
 )
-from memsift.filters import Filter, canonical_timestamp, check_metadata_key
+from memsift.filters import Filter, canonical_timestamp
+from memsift.filters import check_metadata as validate_metadata
 from memsift.history import History, HistoryEvent
 from memsift.interfaces import (
     LLM,
@@ -83,6 +84,8 @@ def check_text(text: Any, what: str = "memory") -> str:
         raise InvalidInputError(f"{what} must be a string, got {type(text).__name__}")
     if not text.strip():
         raise InvalidInputError(f"{what} must not be empty")
+    if "\x00" in text:
+        raise InvalidInputError(f"{what} must not contain NUL characters")
     if len(text) > MAX_MEMORY_CHARS:
         raise InvalidInputError(
             f"{what} is {len(text)} characters long; the limit is {MAX_MEMORY_CHARS}"
@@ -91,44 +94,15 @@ def check_text(text: Any, what: str = "memory") -> str:
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
-    """Validate user metadata: a dict of valid keys and JSON values (finite numbers)."""
+    """Validate user metadata (valid keys, JSON values); raise InvalidInputError."""
     if metadata is None:
         return {}
     if not isinstance(metadata, Mapping):
         raise InvalidInputError(f"metadata must be a dict, got {type(metadata).__name__}")
-    out: dict[str, Any] = {}
-    for key, value in metadata.items():
-        if not isinstance(key, str):
-            raise InvalidInputError(f"metadata keys must be strings, got {key!r}")
-        try:
-            check_metadata_key(key)
-        except ValueError as exc:
-            raise InvalidInputError(f"metadata key {key!r}: {exc}") from None
-        _check_json_value(value, f"metadata[{key!r}]")
-        out[key] = value
-    return out
-
-
-def _check_json_value(value: Any, where: str, depth: int = 0) -> None:
-    if depth > 16:
-        raise InvalidInputError(f"{where} is nested too deeply")
-    if value is None or isinstance(value, str | bool | int):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{where} must be a finite number")
-        return
-    if isinstance(value, list | tuple):
-        for i, item in enumerate(value):
-            _check_json_value(item, f"{where}[{i}]", depth + 1)
-        return
-    if isinstance(value, Mapping):
-        for k, item in value.items():
-            if not isinstance(k, str):
-                raise InvalidInputError(f"{where} has a non-string key {k!r}")
-            _check_json_value(item, f"{where}[{k!r}]", depth + 1)
-        return
-    raise InvalidInputError(f"{where} must be a JSON value, got {type(value).__name__}")
+    try:
+        return validate_metadata(metadata)
+    except FilterError as exc:
+        raise InvalidInputError(str(exc)) from None
 
 
 def normalize_messages(messages: Any) -> list[tuple[str, str]]:
@@ -166,8 +140,8 @@ def check_scope(user_id: Any, agent_id: Any, run_id: Any) -> dict[str, str]:
     for key, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
         if value is None:
             continue
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidInputError(f"{key} must be a non-empty string")
+        if not isinstance(value, str) or not value.strip() or "\x00" in value:
+            raise InvalidInputError(f"{key} must be a non-empty string without NUL characters")
         scope[key] = value
     if not scope:
         raise InvalidInputError("add() needs at least one of user_id, agent_id or run_id")
