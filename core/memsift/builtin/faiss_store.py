@@ -680,7 +680,10 @@ class FaissStore(VectorStore):
             for field, value in scope.items():
                 code = cols.code(field, value, create=False)
                 mask &= cols.codes[field][: cols.size] == code
-            return np.flatnonzero(mask).astype(np.int64)
+            slots = np.flatnonzero(mask).astype(np.int64)
+            if len(slots) > BRUTE_FORCE_MAX and len(slots) == cols.live_count():
+                return None  # the scope holds everything: search without a selector
+            return slots
         where, params = compile_sql(filters)
         cursor = self._conn.execute(f"SELECT slot FROM memories WHERE {where}", params)
         return np.fromiter((r[0] for r in cursor), dtype=np.int64)
