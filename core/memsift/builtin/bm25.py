@@ -2,10 +2,11 @@
 vector score. No model, no network; microseconds per candidate.
 
 It helps where embeddings are weak: names, dates, numbers and rare terms. The score of a
-candidate is ``weight * bm25 + (1 - weight) * vector``, where ``bm25`` is the candidate's
-BM25 score divided by the best BM25 score in the pool (term statistics from the pool) and
-``vector`` is the vector-stage similarity clipped to [0, 1]. Scores lie in [0, 1].
-When called through ``rerank(query, documents)`` (no vector scores) it is pure BM25.
+candidate is ``weight * lexical + (1 - weight) * vector``, where ``lexical`` is its BM25
+score and ``vector`` its vector-stage similarity, each scaled to [0, 1] within the pool
+(min-max; term statistics come from the pool too). Scores lie in [0, 1] and rank the pool;
+they are relative to it, not absolute relevance. When called through
+``rerank(query, documents)`` (no vector scores) it is min-max scaled BM25 alone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class BM25Config(RerankerConfig):
     """Config of the ``bm25`` reranker."""
 
     weight: float = Field(
-        default=0.1, ge=0.0, le=1.0, description="share of BM25 in the fused score"
+        default=0.2, ge=0.0, le=1.0, description="share of BM25 in the fused score"
     )
     k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation")
     b: float = Field(default=0.75, ge=0.0, le=1.0, description="BM25 length normalisation")
@@ -71,14 +72,13 @@ class BM25Reranker(Reranker):
         return scores
 
     def _fuse(self, raw: list[float], vector: Sequence[float] | None) -> list[float]:
-        top = max(raw, default=0.0)
-        lexical = [s / top if top > 0 else 0.0 for s in raw]
+        lexical = _min_max(raw)
         if vector is None:
             return lexical
         w = self.config.weight
         return [
-            min(1.0, max(0.0, w * lex + (1.0 - w) * min(1.0, max(0.0, v))))
-            for lex, v in zip(lexical, vector)
+            min(1.0, max(0.0, w * lex + (1.0 - w) * vec))
+            for lex, vec in zip(lexical, _min_max(list(vector)))
         ]
 
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
@@ -93,6 +93,16 @@ class BM25Reranker(Reranker):
 
     async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         return self.score_candidates(query, candidates)
+
+
+def _min_max(values: list[float]) -> list[float]:
+    """Scale to [0, 1] within the pool; equal values all get 1 (0 when they are all 0)."""
+    if not values:
+        return []
+    low, high = min(values), max(values)
+    if high - low <= 1e-12:
+        return [1.0 if high > 0 else 0.0] * len(values)
+    return [(v - low) / (high - low) for v in values]
 
 
 @hookimpl
