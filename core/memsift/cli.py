@@ -351,6 +351,121 @@ def print_comparison(query: str, off: Mapping[str, Any], on: Mapping[str, Any]) 
     console.print("  on: " + _summary(on), highlight=False)
 
 
+# --------------------------------------------------------------------------- eval
+
+
+@main.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--reranker", default="bm25", show_default=True, help="reranker provider")
+@click.option("--reranker-config", help="the reranker's config as a JSON object")
+@click.option("--k", "ks", multiple=True, type=int, help="cut-offs (default 1, 5, 10)")
+@click.option("--max-queries", type=int, help="evaluate only the first N queries")
+@click.option("--path", type=click.Path(file_okay=False), help="keep (and reuse) the store here")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write JSON here")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG here")
+@config_option
+def eval_command(
+    dataset: str,
+    reranker: str,
+    reranker_config: str | None,
+    ks: Sequence[int],
+    max_queries: int | None,
+    path: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    config_path: str | None,
+) -> None:
+    """Measure retrieval on DATASET (a BEIR folder or a LoCoMo-style .json), rerank off vs on."""
+    import tempfile
+
+    from rich.progress import Progress
+
+    from memsift import evaluate as ev
+    from memsift.memory import Memory
+
+    cutoffs = tuple(sorted(set(ks))) or (1, 5, 10)
+    if any(k < 1 for k in cutoffs):
+        raise click.BadParameter("--k must be positive")
+    rr_cfg = _json_option(reranker_config, "--reranker-config") or {}
+    if not isinstance(rr_cfg, dict):
+        raise click.BadParameter("--reranker-config must be a JSON object")
+    try:
+        data = ev.load_dataset(dataset)
+        with tempfile.TemporaryDirectory(prefix="memsift-eval-") as tmp:
+            store_dir = Path(path) if path else Path(tmp)
+            config = _load_config(config_path)
+            config["vector_store"] = {"provider": "faiss", "config": {"path": str(store_dir)}}
+            config["reranker"] = {"provider": reranker, "config": rr_cfg}
+            config["history_db_path"] = str(store_dir / "history.db")
+            with Memory.from_config(config) as m, Progress(console=console) as progress:
+                count = getattr(m.vector_store, "count", None)
+                if count is None or count() != len(data.documents):
+                    m.reset()
+                    ev.fill_store(m, data, progress=progress)
+                runs = ev.evaluate(m, data, ks=cutoffs, max_queries=max_queries, progress=progress)
+    except MemsiftError as exc:
+        _fail(exc)
+        return
+    print_eval(data, runs, reranker)
+    if json_path:
+        out = {
+            "dataset": data.name,
+            "kind": data.kind,
+            "reranker": reranker,
+            "queries": len(data.queries[:max_queries] if max_queries else data.queries),
+            "runs": {
+                label: {
+                    "metrics": r.values,
+                    "per_category": r.per_category,
+                    "latency_ms": r.latency_ms,
+                    "rerank_failures": r.rerank_failures,
+                }
+                for label, r in runs.items()
+            },
+        }
+        Path(json_path).write_text(json.dumps(out, indent=2))
+    if plot_path:
+        try:
+            ev.plot(runs, plot_path, f"{data.name}: {reranker} rerank off vs on")
+        except MemsiftError as exc:
+            _fail(exc)
+
+
+def print_eval(data: Any, runs: Mapping[str, Any], reranker: str) -> None:
+    off, on = runs["off"], runs["on"]
+    table = Table(title=f"{data.name} ({data.kind}, {len(data.documents)} memories): {reranker}")
+    for col in ("metric", "rerank off", "rerank on", "change"):
+        table.add_column(col, justify="right" if col != "metric" else "left")
+    for name, before in off.values.items():
+        after = on.values[name]
+        change = f"{(after - before) / before * 100:+.1f}%" if before else ""
+        table.add_row(name, f"{before:.4f}", f"{after:.4f}", change)
+    for pct in ("p50", "p95"):
+        table.add_row(
+            f"latency {pct} (ms)", f"{off.latency_ms[pct]:.1f}", f"{on.latency_ms[pct]:.1f}", ""
+        )
+    console.print(table)
+    if on.rerank_failures:
+        console.print(f"[yellow]{on.rerank_failures} searches fell back to vector order[/]")
+    if off.per_category:
+        cats = Table(title="per category")
+        metric = (
+            next(n for n in off.values if n.startswith("recall@5"))
+            if any(n.startswith("recall@5") for n in off.values)
+            else next(iter(off.values))
+        )
+        for col in ("category", "queries", f"{metric} off", f"{metric} on"):
+            cats.add_column(col)
+        for cat, vals in sorted(off.per_category.items()):
+            cats.add_row(
+                cat,
+                str(int(vals["queries"])),
+                f"{vals[metric]:.4f}",
+                f"{on.per_category[cat][metric]:.4f}",
+            )
+        console.print(cats)
+
+
 # --------------------------------------------------------------------------- demo & bench
 
 
