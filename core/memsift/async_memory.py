@@ -14,17 +14,12 @@ from typing import Any
 
 from memsift.config import MemoryConfig
 from memsift.memory import (
-    ADD_ARGS,
     DELETE_ALL_ARGS,
     GET_ALL_ARGS,
     SEARCH_ARGS,
     MemoryCore,
-    check_metadata,
-    check_scope,
+    added_response,
     extraction_messages,
-    memory_hash,
-    normalize_messages,
-    parse_facts,
     reject_unknown,
 )
 
@@ -60,27 +55,19 @@ class AsyncMemory(MemoryCore):
         infer: bool | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
-        reject_unknown("add", unknown, ADD_ARGS)
-        pairs = normalize_messages(messages)
-        scope = check_scope(user_id, agent_id, run_id)
-        meta = check_metadata(metadata)
-        if self._decide_infer(infer):
+        plan = self._plan_add(messages, user_id, agent_id, run_id, metadata, infer, unknown)
+        texts = plan.texts
+        if plan.infer:
             assert self.llm is not None
-            answer = await self.llm.agenerate(extraction_messages(pairs), json_output=True)
-            facts = parse_facts(answer)
-            existing = await asyncio.to_thread(
-                self._existing_hashes, [memory_hash(f) for f in facts], scope
-            )
-            texts = [f for f in facts if memory_hash(f) not in existing]
-        else:
-            texts = [content for role, content in pairs if role != "system"]
+            answer = await self.llm.agenerate(extraction_messages(plan.pairs), json_output=True)
+            texts = await asyncio.to_thread(self._new_facts, answer, plan.scope)
         if not texts:
             return {"results": []}
-        records = self._new_records(texts, scope, meta)
+        records = self._new_records(texts, plan.scope, plan.metadata)
         vectors = await self.embedder.aembed(texts, purpose="document")
         await self.vector_store.ainsert(records, vectors)
         await asyncio.to_thread(self.history_db.record, self._add_events(records))
-        return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD"} for r in records]}
+        return added_response(records)
 
     async def search(
         self,

@@ -9,6 +9,7 @@ import time
 import uuid
 import weakref
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -179,6 +180,21 @@ def extraction_messages(pairs: Sequence[tuple[str, str]]) -> list[dict[str, str]
     ]
 
 
+@dataclass
+class AddPlan:
+    """A validated add() call: the messages, scope and metadata, and what to store."""
+
+    pairs: list[tuple[str, str]]
+    scope: dict[str, str]
+    metadata: dict[str, Any]
+    infer: bool
+    texts: list[str]
+
+
+def added_response(records: Sequence[MemoryRecord]) -> dict[str, Any]:
+    return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD"} for r in records]}
+
+
 class MemoryCore:
     """What Memory and AsyncMemory share: providers, validation, record building."""
 
@@ -281,6 +297,31 @@ class MemoryCore:
             )
             for text in texts
         ]
+
+    def _plan_add(
+        self,
+        messages: Any,
+        user_id: Any,
+        agent_id: Any,
+        run_id: Any,
+        metadata: Any,
+        infer: Any,
+        unknown: Mapping[str, Any],
+    ) -> AddPlan:
+        """Validate everything add() was given, before anything is written."""
+        reject_unknown("add", unknown, ADD_ARGS)
+        pairs = normalize_messages(messages)
+        scope = check_scope(user_id, agent_id, run_id)
+        meta = check_metadata(metadata)
+        use_llm = self._decide_infer(infer)
+        texts = [] if use_llm else [content for role, content in pairs if role != "system"]
+        return AddPlan(pairs, scope, meta, use_llm, texts)
+
+    def _new_facts(self, answer: str, scope: Mapping[str, str]) -> list[str]:
+        """The extracted facts that the scope does not hold yet (same hash = duplicate)."""
+        facts = parse_facts(answer)
+        existing = self._existing_hashes([memory_hash(f) for f in facts], scope)
+        return [f for f in facts if memory_hash(f) not in existing]
 
     @staticmethod
     def _add_events(records: Sequence[MemoryRecord]) -> list[HistoryEvent]:
@@ -528,24 +569,18 @@ class Memory(MemoryCore):
         **unknown: Any,
     ) -> dict[str, Any]:
         """Store messages as memories; with an LLM (``infer``), store extracted facts."""
-        reject_unknown("add", unknown, ADD_ARGS)
-        pairs = normalize_messages(messages)
-        scope = check_scope(user_id, agent_id, run_id)
-        meta = check_metadata(metadata)
-        if self._decide_infer(infer):
+        plan = self._plan_add(messages, user_id, agent_id, run_id, metadata, infer, unknown)
+        texts = plan.texts
+        if plan.infer:
             assert self.llm is not None
-            facts = parse_facts(self.llm.generate(extraction_messages(pairs), json_output=True))
-            existing = self._existing_hashes([memory_hash(f) for f in facts], scope)
-            texts = [f for f in facts if memory_hash(f) not in existing]
-        else:
-            texts = [content for role, content in pairs if role != "system"]
+            answer = self.llm.generate(extraction_messages(plan.pairs), json_output=True)
+            texts = self._new_facts(answer, plan.scope)
         if not texts:
             return {"results": []}
-        records = self._new_records(texts, scope, meta)
-        vectors = self.embedder.embed(texts, purpose="document")
-        self.vector_store.insert(records, vectors)
+        records = self._new_records(texts, plan.scope, plan.metadata)
+        self.vector_store.insert(records, self.embedder.embed(texts, purpose="document"))
         self.history_db.record(self._add_events(records))
-        return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD"} for r in records]}
+        return added_response(records)
 
     # ------------------------------------------------------------------ search
 

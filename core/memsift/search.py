@@ -149,6 +149,17 @@ class RerankOutcome:
 
 
 @dataclass
+class _Attempt:
+    """One rerank call in progress: its outcome, clock, and which candidates need scoring."""
+
+    outcome: RerankOutcome
+    start: float
+    cached: list[float | None]
+    missing: list[int]
+    docs: list[Candidate]
+
+
+@dataclass
 class RerankStage:
     """A configured reranker with its pipeline options and score cache."""
 
@@ -213,26 +224,47 @@ class RerankStage:
             raise RerankError(self.name, reason) from exc
         log.warning("reranker %r failed; returning vector order: %s", self.name, reason)
 
-    def run(self, query: str, hits: Sequence[VectorHit]) -> RerankOutcome:
-        """Score ``hits`` (already cut to the pool) synchronously, honouring the timeout."""
+    def _open(self, query: str, hits: Sequence[VectorHit]) -> _Attempt:
         outcome = self._outcome()
         outcome.candidates = len(hits)
         start = time.perf_counter()
+        cached, missing = self._lookup(query, hits)
+        outcome.cache_hits = len(hits) - len(missing)
+        docs = [_candidate(hits[i]) for i in missing]
+        return _Attempt(outcome, start, cached, missing, docs)
+
+    def _close(
+        self,
+        attempt: _Attempt,
+        query: str,
+        hits: Sequence[VectorHit],
+        fresh: Sequence[float],
+        error: Exception | None,
+    ) -> RerankOutcome:
+        outcome = attempt.outcome
         try:
-            cached, missing = self._lookup(query, hits)
-            outcome.cache_hits = len(hits) - len(missing)
-            fresh: Sequence[float] = []
-            if missing:
-                docs = [_candidate(hits[i]) for i in missing]
-                t0 = time.perf_counter()
-                fresh = self._call(query, docs)
-                outcome.provider_ms = (time.perf_counter() - t0) * 1000
-            outcome.scores = self._merge(query, hits, cached, missing, fresh)
+            if error is not None:
+                raise error
+            outcome.scores = self._merge(query, hits, attempt.cached, attempt.missing, fresh)
             outcome.applied = True
         except Exception as exc:
             self._fail(outcome, exc)
-        outcome.duration_ms = (time.perf_counter() - start) * 1000
+        outcome.duration_ms = (time.perf_counter() - attempt.start) * 1000
         return outcome
+
+    def run(self, query: str, hits: Sequence[VectorHit]) -> RerankOutcome:
+        """Score ``hits`` (already cut to the pool) synchronously, honouring the timeout."""
+        attempt = self._open(query, hits)
+        fresh: Sequence[float] = []
+        error: Exception | None = None
+        if attempt.docs:
+            t0 = time.perf_counter()
+            try:
+                fresh = self._call(query, attempt.docs)
+            except Exception as exc:
+                error = exc
+            attempt.outcome.provider_ms = (time.perf_counter() - t0) * 1000
+        return self._close(attempt, query, hits, fresh, error)
 
     def _call(self, query: str, docs: list[Candidate]) -> Sequence[float]:
         timeout = self.options.timeout
@@ -247,38 +279,28 @@ class RerankStage:
             return future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             future.cancel()
-            raise RerankTimeoutError(
-                self.name, f"no answer within the timeout of {timeout:g} s"
-            ) from None
+            raise self._timeout_error(timeout) from None
+
+    def _timeout_error(self, timeout: float) -> RerankTimeoutError:
+        return RerankTimeoutError(self.name, f"no answer within the timeout of {timeout:g} s")
 
     async def arun(self, query: str, hits: Sequence[VectorHit]) -> RerankOutcome:
         """The async twin of :meth:`run`; never blocks the event loop."""
-        outcome = self._outcome()
-        outcome.candidates = len(hits)
-        start = time.perf_counter()
-        try:
-            cached, missing = self._lookup(query, hits)
-            outcome.cache_hits = len(hits) - len(missing)
-            fresh: Sequence[float] = []
-            if missing:
-                docs = [_candidate(hits[i]) for i in missing]
-                t0 = time.perf_counter()
-                timeout = self.options.timeout
-                try:
-                    fresh = await asyncio.wait_for(
-                        self.reranker.ascore_candidates(query, docs), timeout
-                    )
-                except asyncio.TimeoutError:
-                    raise RerankTimeoutError(
-                        self.name, f"no answer within the timeout of {timeout:g} s"
-                    ) from None
-                outcome.provider_ms = (time.perf_counter() - t0) * 1000
-            outcome.scores = self._merge(query, hits, cached, missing, fresh)
-            outcome.applied = True
-        except Exception as exc:
-            self._fail(outcome, exc)
-        outcome.duration_ms = (time.perf_counter() - start) * 1000
-        return outcome
+        attempt = self._open(query, hits)
+        fresh: Sequence[float] = []
+        error: Exception | None = None
+        if attempt.docs:
+            t0 = time.perf_counter()
+            timeout = self.options.timeout
+            try:
+                call = self.reranker.ascore_candidates(query, attempt.docs)
+                fresh = await asyncio.wait_for(call, timeout)
+            except asyncio.TimeoutError:
+                error = self._timeout_error(timeout or 0.0)
+            except Exception as exc:
+                error = exc
+            attempt.outcome.provider_ms = (time.perf_counter() - t0) * 1000
+        return self._close(attempt, query, hits, fresh, error)
 
     def close(self) -> None:
         if self._pool is not None:
