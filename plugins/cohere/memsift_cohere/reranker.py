@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import math
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memsift import Reranker, RerankError
-from memsift.interfaces import check_rerank_input
+from memsift import Reranker, RerankError, check_rerank_input
+from memsift.providers import batches, close_on_loop, error_message, gather_all, rank_scores, scrub
 from memsift_cohere.config import API_KEY_ENV, CohereConfig
 
 if TYPE_CHECKING:
@@ -33,8 +32,6 @@ PROVIDER = "cohere"
 MAX_DOCUMENTS_PER_REQUEST = 1000
 #: The per-attempt request timeout when the config sets none (the SDK's own default).
 DEFAULT_REQUEST_TIMEOUT = 300.0
-#: Longest provider message kept in an error.
-_MAX_MESSAGE = 500
 
 
 @dataclass
@@ -58,7 +55,6 @@ class CohereReranker(Reranker):
         self._lock = threading.Lock()
         self._sync: tuple[ClientV2, httpx.Client] | None = None
         self._async: _AsyncClient | None = None
-        self._closing: set[asyncio.Future[Any]] = set()
         if config.return_documents is not None:
             log.info(
                 "cohere: return_documents is accepted for compatibility and changes nothing; "
@@ -73,8 +69,7 @@ class CohereReranker(Reranker):
             return []
         client = self._sync_client()
         scores: list[float] = []
-        for start, end in _batches(len(docs), MAX_DOCUMENTS_PER_REQUEST):
-            batch = docs[start:end]
+        for batch in batches(docs, MAX_DOCUMENTS_PER_REQUEST):
             try:
                 response = client.rerank(**self._arguments(query, batch))
             except Exception as exc:
@@ -95,10 +90,7 @@ class CohereReranker(Reranker):
                 raise self._error(exc) from None
             return _scores(response, len(batch))
 
-        batches = [docs[s:e] for s, e in _batches(len(docs), MAX_DOCUMENTS_PER_REQUEST)]
-        if len(batches) == 1:
-            return await one(batches[0])
-        parts = await _gather_all([one(b) for b in batches])
+        parts = await gather_all(one(b) for b in batches(docs, MAX_DOCUMENTS_PER_REQUEST))
         return [score for part in parts for score in part]
 
     def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
@@ -168,7 +160,7 @@ class CohereReranker(Reranker):
             )
             stale, self._async = current, _AsyncClient(loop, client, http)
         if stale is not None:
-            self._close_elsewhere(stale.loop, stale.http.aclose)
+            close_on_loop(stale.loop, stale.http.aclose)
         return client
 
     def close(self) -> None:
@@ -179,7 +171,7 @@ class CohereReranker(Reranker):
         if sync is not None:
             sync[1].close()
         if handle is not None:
-            self._close_elsewhere(handle.loop, handle.http.aclose)
+            close_on_loop(handle.loop, handle.http.aclose)
 
     async def aclose(self) -> None:
         with self._lock:
@@ -191,25 +183,7 @@ class CohereReranker(Reranker):
             if handle.loop is asyncio.get_running_loop():
                 await handle.http.aclose()
             else:
-                self._close_elsewhere(handle.loop, handle.http.aclose)
-
-    def _close_elsewhere(
-        self, loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        """Close an async client on its own loop, without waiting (a closed loop took
-        its connections with it)."""
-        if loop.is_closed():
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task = loop.create_task(aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(aclose(), loop)
+                close_on_loop(handle.loop, handle.http.aclose)
 
     # ------------------------------------------------------------------ errors
 
@@ -230,88 +204,14 @@ class CohereReranker(Reranker):
                 status = None
                 message = "malformed response: the body is not a valid rerank answer"
             else:
-                message = _provider_message(exc.body) or "request failed"
+                message = error_message(exc.body) or "request failed"
             if status in (401, 403, 498):
                 message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
         else:
             message = f"{type(exc).__name__}: {exc}"
-        return RerankError(PROVIDER, self._scrub(message), status=status)
-
-    def _scrub(self, message: str) -> str:
-        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
-        if key:
-            message = message.replace(key, "***")
-        if len(message) > _MAX_MESSAGE:
-            message = message[:_MAX_MESSAGE] + "..."
-        return message
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _batches(count: int, size: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of at most ``size`` items covering ``count`` items."""
-    size = max(1, size)
-    return [(start, min(start + size, count)) for start in range(0, count, size)]
-
-
-async def _gather_all(coros: list[Coroutine[Any, Any, list[float]]]) -> list[list[float]]:
-    """Run ``coros`` concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _provider_message(body: Any) -> str:
-    """The human part of an error body: its ``message`` when it has one."""
-    if isinstance(body, dict):
-        for key in ("message", "detail", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-    if body is None:
-        return ""
-    return str(body)
+        return RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
 
 
 def _scores(response: Any, count: int) -> list[float]:
-    """The scores of ``count`` documents, in input order, from a rerank response.
-
-    Every document must be scored exactly once, at an index in range, with a finite
-    score in [0, 1]; anything else is a malformed response.
-    """
-    results = getattr(response, "results", None)
-    if not isinstance(results, list):
-        raise RerankError(PROVIDER, "malformed response: it has no list of results")
-    scores: list[float | None] = [None] * count
-    for item in results:
-        index = getattr(item, "index", None)
-        value = getattr(item, "relevance_score", None)
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise RerankError(PROVIDER, "malformed response: a result has no integer index")
-        if not 0 <= index < count:
-            raise RerankError(
-                PROVIDER, f"malformed response: index {index} is out of range for {count} documents"
-            )
-        if scores[index] is not None:
-            raise RerankError(PROVIDER, f"malformed response: document {index} is scored twice")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RerankError(PROVIDER, f"malformed response: document {index} has no score")
-        score = float(value)
-        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
-            raise RerankError(
-                PROVIDER,
-                f"malformed response: score {score!r} of document {index} is not in [0, 1]",
-            )
-        scores[index] = score
-    missing = sum(1 for s in scores if s is None)
-    if missing:
-        raise RerankError(
-            PROVIDER, f"malformed response: {missing} of {count} documents were not scored"
-        )
-    return [s for s in scores if s is not None]
+    """The scores of ``count`` documents, in input order, from a rerank response."""
+    return rank_scores(PROVIDER, getattr(response, "results", None), count)

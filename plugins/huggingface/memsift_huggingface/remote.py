@@ -30,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from memsift import RerankError
+from memsift.providers import batches, close_on_loop, gather_all, rank_scores
 from memsift_huggingface.config import DEFAULT_HTTP_TIMEOUT, HuggingFaceRerankerConfig
 
 PROVIDER = "huggingface"
@@ -37,6 +38,8 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: The longest wait a Retry-After header may impose before a retry, in seconds.
 MAX_RETRY_WAIT = 30.0
 _BODY_SNIPPET = 300
+#: Seconds ``close()`` waits for an async client closing on a loop in another thread.
+_CLOSE_WAIT = 5.0
 
 
 def rerank_url(endpoint_url: str) -> str:
@@ -116,7 +119,7 @@ class TEIClient:
             else:
                 stale, stale_loop = None, None
         if stale is not None and stale_loop is not None:
-            _close_async_client(stale, stale_loop)
+            close_on_loop(stale_loop, stale.aclose, wait=_CLOSE_WAIT)
         return self._aclient
 
     def close(self) -> None:
@@ -128,7 +131,7 @@ class TEIClient:
         if client is not None:
             client.close()
         if aclient is not None and aloop is not None:
-            _close_async_client(aclient, aloop)
+            close_on_loop(aloop, aclient.aclose, wait=_CLOSE_WAIT)
 
     async def aclose(self) -> None:
         """Close both clients, awaiting the async one when it belongs to this loop."""
@@ -152,14 +155,10 @@ class TEIClient:
             "truncate": self.config.truncate,
         }
 
-    def _batches(self, documents: Sequence[str]) -> list[tuple[int, list[str]]]:
-        size = self.config.batch_size
-        return [(i, list(documents[i : i + size])) for i in range(0, len(documents), size)]
-
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
-        scores: list[float] = [math.nan] * len(documents)
+        scores: list[float] = []
         client = self._sync_client()
-        for offset, texts in self._batches(documents):
+        for texts in batches(documents, self.config.batch_size):
             body = self._body(query, texts)
             attempt = 0
             while True:
@@ -179,15 +178,14 @@ class TEIClient:
                         time.sleep(wait)
                         attempt += 1
                         continue
-                self._place(response, len(texts), offset, scores)
+                scores.extend(self._scores(response, len(texts)))
                 break
         return scores
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
-        scores: list[float] = [math.nan] * len(documents)
         client = self._async_client()
 
-        async def one(offset: int, texts: list[str]) -> None:
+        async def one(texts: list[str]) -> list[float]:
             body = self._body(query, texts)
             attempt = 0
             while True:
@@ -207,11 +205,10 @@ class TEIClient:
                         await asyncio.sleep(wait)
                         attempt += 1
                         continue
-                self._place(response, len(texts), offset, scores)
-                return
+                return self._scores(response, len(texts))
 
-        await asyncio.gather(*(one(offset, texts) for offset, texts in self._batches(documents)))
-        return scores
+        parts = await gather_all(one(t) for t in batches(documents, self.config.batch_size))
+        return [score for part in parts for score in part]
 
     # ------------------------------------------------------------------ helpers
 
@@ -232,10 +229,8 @@ class TEIClient:
             )
         return RerankError(PROVIDER, f"cannot reach {self.display_url}: {type(exc).__name__}")
 
-    def _place(
-        self, response: httpx.Response, count: int, offset: int, scores: list[float]
-    ) -> None:
-        """Check one answer and write its scores at ``offset`` into ``scores``."""
+    def _scores(self, response: httpx.Response, count: int) -> list[float]:
+        """The ``count`` scores of one answer, in the order of the texts sent."""
         if response.status_code != 200:
             raise RerankError(
                 PROVIDER,
@@ -246,32 +241,10 @@ class TEIClient:
             data = response.json()
         except ValueError:
             raise RerankError(PROVIDER, "the server's answer is not JSON") from None
-        if not isinstance(data, list) or len(data) != count:
-            got = f"{len(data)} items" if isinstance(data, list) else type(data).__name__
-            raise RerankError(
-                PROVIDER, f"expected a list of {count} {{index, score}} items, got {got}"
-            )
-        seen: set[int] = set()
-        for item in data:
-            index = item.get("index") if isinstance(item, dict) else None
-            score = item.get("score") if isinstance(item, dict) else None
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < count:
-                raise RerankError(PROVIDER, f"the answer has an invalid index: {index!r}")
-            if index in seen:
-                raise RerankError(PROVIDER, f"the answer repeats index {index}")
-            if isinstance(score, bool) or not isinstance(score, int | float):
-                raise RerankError(PROVIDER, f"the answer has a non-numeric score: {score!r}")
-            value = float(score)
-            if not math.isfinite(value):
-                raise RerankError(PROVIDER, "the answer has a score that is not finite")
-            if self.config.normalize and not -1e-6 <= value <= 1 + 1e-6:
-                raise RerankError(
-                    PROVIDER,
-                    f"the server returned {value!r} with raw_scores=false; expected a score "
-                    "in [0, 1] (is it a TEI server?)",
-                )
-            seen.add(index)
-            scores[offset + index] = min(1.0, max(0.0, value)) if self.config.normalize else value
+        # With raw_scores=false TEI applies the sigmoid: scores in [0, 1], up to rounding.
+        return rank_scores(
+            PROVIDER, data, count, score="score", unit=self.config.normalize, slack=1e-6
+        )
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -286,28 +259,5 @@ def _error_text(response: httpx.Response) -> str:
         message = response.text.strip()[:_BODY_SNIPPET] or response.reason_phrase
     return message
 
-
-def _close_async_client(client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop) -> None:
-    """Close ``client`` on ``loop``: wait when called from another thread, else schedule."""
-    if loop.is_closed():
-        return  # its connections died with the loop
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        task = loop.create_task(client.aclose())
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
-    elif loop.is_running():
-        future = asyncio.run_coroutine_threadsafe(client.aclose(), loop)
-        with contextlib.suppress(Exception):
-            future.result(timeout=5)
-    else:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(client.aclose())
-
-
-_pending: set[asyncio.Task[None]] = set()
 
 __all__ = ["PROVIDER", "RETRY_STATUSES", "TEIClient", "redact_url", "rerank_url", "retry_after"]

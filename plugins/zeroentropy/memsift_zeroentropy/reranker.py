@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import math
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from memsift import Reranker, RerankError
-from memsift.interfaces import check_rerank_input
+from memsift import Reranker, RerankError, check_rerank_input
+from memsift.providers import batches, close_on_loop, error_message, gather_all, rank_scores, scrub
 from memsift_zeroentropy.config import API_KEY_ENV, ZeroEntropyConfig
 
 if TYPE_CHECKING:
@@ -34,8 +33,6 @@ MAX_REQUEST_BYTES = 5_000_000
 _BYTES_PER_DOCUMENT = 150
 #: The SDK's own per-attempt timeout, reported when the config sets none.
 SDK_DEFAULT_TIMEOUT = 60.0
-#: Longest provider message kept in an error.
-_MAX_MESSAGE = 500
 
 
 @dataclass
@@ -58,7 +55,6 @@ class ZeroEntropyReranker(Reranker):
         self._lock = threading.Lock()
         self._sync: ZeroEntropy | None = None
         self._async: _AsyncClient | None = None
-        self._closing: set[asyncio.Future[Any]] = set()
 
     # ------------------------------------------------------------------ scoring
 
@@ -68,8 +64,7 @@ class ZeroEntropyReranker(Reranker):
             return []
         client = self._sync_client()
         scores: list[float] = []
-        for start, end in _batches(query, docs, MAX_REQUEST_BYTES):
-            batch = docs[start:end]
+        for batch in _batches(query, docs):
             try:
                 response = client.models.rerank(**self._arguments(query, batch))
             except Exception as exc:
@@ -90,10 +85,7 @@ class ZeroEntropyReranker(Reranker):
                 raise self._error(exc) from None
             return _scores(response, len(batch))
 
-        batches = [docs[s:e] for s, e in _batches(query, docs, MAX_REQUEST_BYTES)]
-        if len(batches) == 1:
-            return await one(batches[0])
-        parts = await _gather_all([one(b) for b in batches])
+        parts = await gather_all(one(b) for b in _batches(query, docs))
         return [score for part in parts for score in part]
 
     def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
@@ -144,7 +136,7 @@ class ZeroEntropyReranker(Reranker):
             client = AsyncZeroEntropy(**self._client_options())
             self._async = _AsyncClient(loop, client)
         if current is not None:
-            self._close_elsewhere(current.loop, current.client.close)
+            close_on_loop(current.loop, current.client.close)
         return client
 
     def close(self) -> None:
@@ -155,7 +147,7 @@ class ZeroEntropyReranker(Reranker):
         if sync is not None:
             sync.close()
         if handle is not None:
-            self._close_elsewhere(handle.loop, handle.client.close)
+            close_on_loop(handle.loop, handle.client.close)
 
     async def aclose(self) -> None:
         with self._lock:
@@ -167,25 +159,7 @@ class ZeroEntropyReranker(Reranker):
             if handle.loop is asyncio.get_running_loop():
                 await handle.client.close()
             else:
-                self._close_elsewhere(handle.loop, handle.client.close)
-
-    def _close_elsewhere(
-        self, loop: asyncio.AbstractEventLoop, aclose: Callable[[], Coroutine[Any, Any, None]]
-    ) -> None:
-        """Close an async client on its own loop, without waiting (a closed loop took
-        its connections with it)."""
-        if loop.is_closed():
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            task = loop.create_task(aclose())
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-        elif loop.is_running():
-            asyncio.run_coroutine_threadsafe(aclose(), loop)
+                close_on_loop(handle.loop, handle.client.close)
 
     # ------------------------------------------------------------------ errors
 
@@ -207,7 +181,7 @@ class ZeroEntropyReranker(Reranker):
             message = f"could not reach the API{detail}"
         elif isinstance(exc, zeroentropy.APIStatusError):
             status = exc.status_code
-            message = _provider_message(exc.body) or exc.message
+            message = error_message(exc.body, _MESSAGE_KEYS) or exc.message
             if status in (401, 403):
                 message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
         elif isinstance(exc, zeroentropy.APIResponseValidationError):
@@ -217,95 +191,21 @@ class ZeroEntropyReranker(Reranker):
             message = f"malformed response: {type(exc).__name__}: {exc}"
         else:
             message = f"{type(exc).__name__}: {exc}"
-        return RerankError(PROVIDER, self._scrub(message), status=status)
-
-    def _scrub(self, message: str) -> str:
-        key = self.config.api_key.get_secret_value() if self.config.api_key else ""
-        if key:
-            message = message.replace(key, "***")
-        if len(message) > _MAX_MESSAGE:
-            message = message[:_MAX_MESSAGE] + "..."
-        return message
+        return RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
 
 
 # ---------------------------------------------------------------------- helpers
 
+#: Where the API's error bodies put their message (FastAPI's ``detail`` first).
+_MESSAGE_KEYS = ("detail", "message", "error")
 
-def _batches(query: str, docs: list[str], budget: int) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges of ``docs`` whose requests stay within ``budget`` bytes, as
-    the API counts them; a document over the budget on its own goes alone."""
+
+def _batches(query: str, docs: list[str]) -> list[list[str]]:
+    """``docs`` in requests within :data:`MAX_REQUEST_BYTES`, as the API counts them."""
     per_doc = _BYTES_PER_DOCUMENT + len(query.encode("utf-8"))
-    ranges: list[tuple[int, int]] = []
-    start, size = 0, 0
-    for i, doc in enumerate(docs):
-        cost = per_doc + len(doc.encode("utf-8"))
-        if i > start and size + cost > budget:
-            ranges.append((start, i))
-            start, size = i, 0
-        size += cost
-    ranges.append((start, len(docs)))
-    return ranges
-
-
-async def _gather_all(coros: list[Coroutine[Any, Any, list[float]]]) -> list[list[float]]:
-    """Run ``coros`` concurrently; on the first failure cancel the rest and raise it."""
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def _provider_message(body: Any) -> str:
-    """The human part of an error body (``detail``, ``message`` or ``error``)."""
-    if isinstance(body, dict):
-        for key in ("detail", "message", "error"):
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, dict | list) and value:
-                return _provider_message(value) or str(value)
-    if body is None:
-        return ""
-    return str(body)
+    return batches(docs, MAX_REQUEST_BYTES, cost=lambda doc: per_doc + len(doc.encode("utf-8")))
 
 
 def _scores(response: Any, count: int) -> list[float]:
-    """The scores of ``count`` documents, in input order, from a rerank response.
-
-    Every document must be scored exactly once, at an index in range, with a finite
-    score in [0, 1]; anything else is a malformed response.
-    """
-    results = getattr(response, "results", None)
-    if not isinstance(results, list):
-        raise RerankError(PROVIDER, "malformed response: it has no list of results")
-    scores: list[float | None] = [None] * count
-    for item in results:
-        index = getattr(item, "index", None)
-        value = getattr(item, "relevance_score", None)
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise RerankError(PROVIDER, "malformed response: a result has no integer index")
-        if not 0 <= index < count:
-            raise RerankError(
-                PROVIDER, f"malformed response: index {index} is out of range for {count} documents"
-            )
-        if scores[index] is not None:
-            raise RerankError(PROVIDER, f"malformed response: document {index} is scored twice")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RerankError(PROVIDER, f"malformed response: document {index} has no score")
-        score = float(value)
-        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
-            raise RerankError(
-                PROVIDER,
-                f"malformed response: score {score!r} of document {index} is not in [0, 1]",
-            )
-        scores[index] = score
-    missing = sum(1 for s in scores if s is None)
-    if missing:
-        raise RerankError(
-            PROVIDER, f"malformed response: {missing} of {count} documents were not scored"
-        )
-    return [s for s in scores if s is not None]
+    """The scores of ``count`` documents, in input order, from a rerank response."""
+    return rank_scores(PROVIDER, getattr(response, "results", None), count)
