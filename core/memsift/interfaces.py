@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -139,6 +139,27 @@ def check_rerank_input(query: Any, documents: Any) -> list[str]:
         if not isinstance(doc, str):
             raise InvalidInputError(f"documents[{i}] must be a string, got {type(doc).__name__}")
     return docs
+
+
+def check_embed_input(texts: Any) -> list[str]:
+    """Validate an embedder's ``texts``; raise InvalidInputError. Returns them as a list.
+
+    A single string (or bytes) is refused rather than embedded character by character.
+    """
+    from memsift.errors import InvalidInputError
+
+    if isinstance(texts, (str, bytes)):
+        raise InvalidInputError(
+            "texts must be a sequence of strings, not a single string; wrap it in a list"
+        )
+    if not isinstance(texts, Iterable):
+        raise InvalidInputError(f"texts must be a sequence of strings, got {type(texts).__name__}")
+    items: list[str] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
+        items.append(text)
+    return items
 
 
 class Embedder(ABC):
@@ -311,5 +332,6 @@ __all__ = [
     "VectorHit",
     "VectorStore",
     "VectorStoreConfig",
+    "check_embed_input",
     "check_rerank_input",
 ]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -39,7 +39,7 @@ from pydantic import Field
 
 from memsift.errors import InvalidInputError, ModelNotFoundError
 from memsift.hookspecs import hookimpl
-from memsift.interfaces import Embedder, EmbedderConfig, FloatArray
+from memsift.interfaces import Embedder, EmbedderConfig, FloatArray, check_embed_input
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -363,7 +363,7 @@ class MiniLMEmbedder(Embedder):
         ``max_length`` tokens are truncated. Raises InvalidInputError for a non-sequence,
         a bare string, or a non-string element.
         """
-        items = _check_texts(texts)
+        items = check_embed_input(texts)
         if purpose not in ("document", "query"):
             raise InvalidInputError(f"purpose must be 'document' or 'query', got {purpose!r}")
         loaded = self._load()
@@ -401,21 +401,6 @@ class MiniLMEmbedder(Embedder):
         """Drop the session and tokenizer; a later ``embed`` loads them again."""
         with self._lock:
             self._loaded = None
-
-
-def _check_texts(texts: object) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise InvalidInputError(
-            "texts must be a sequence of strings, not a single string; wrap it in a list"
-        )
-    if not isinstance(texts, Iterable):
-        raise InvalidInputError(f"texts must be a sequence of strings, got {type(texts).__name__}")
-    items: list[str] = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
-        items.append(text)
-    return items
 
 
 # --------------------------------------------------------------------------- plugin

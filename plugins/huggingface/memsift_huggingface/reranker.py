@@ -12,10 +12,10 @@ from collections.abc import Sequence
 
 from memsift import Reranker, RerankError
 from memsift.interfaces import Candidate, check_rerank_input
+from memsift.models import logits_to_scores
 from memsift_huggingface.config import HuggingFaceRerankerConfig
 from memsift_huggingface.local import LocalModel, load_local_model
 from memsift_huggingface.remote import PROVIDER, TEIClient
-from memsift_huggingface.runtime import to_scores
 
 
 class HuggingFaceReranker(Reranker):
@@ -66,7 +66,7 @@ class HuggingFaceReranker(Reranker):
             )
         except Exception as exc:
             raise RerankError(PROVIDER, f"{type(exc).__name__}: {exc}") from exc
-        return to_scores(logits, normalize=self.config.normalize)
+        return logits_to_scores(logits, normalize=self.config.normalize)
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
         if self._remote is None:

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hf_models import build_cross_encoder
 from pytest_httpserver import HTTPServer
+
+from memsift.testing.tiny_models import build_cross_encoder
 
 
 @pytest.fixture(autouse=True)

@@ -19,40 +19,12 @@ import memsift
 from memsift import ConfigError, ModelNotFoundError, RerankError
 from memsift.search import RerankStage
 from memsift.testing import RerankerConformance
-
-QUERY = "where does alice live"
-DOCS = [
-    "alice moved to lisbon in march and works as a nurse",
-    "the quarterly report is due on friday",
-    "bob prefers green tea over coffee in the morning",
-    "lisbon is the capital of portugal",
-    "our team meeting moved to tuesday at 10am",
-    "alice likes italian food",
-    "the car broke down on the highway",
-]
+from memsift.testing.tiny_models import DOCS, QUERY, reference_logits
 
 
 def make(folder: Path, **options: Any) -> HuggingFaceReranker:
     config = {"model": str(folder), "device": "cpu", "local_files_only": True, **options}
     return HuggingFaceReranker(HuggingFaceRerankerConfig(**config))
-
-
-def direct_logits(folder: Path, query: str, docs: list[str], max_length: int = 512) -> list[float]:
-    """The logits from a separately loaded transformers model, one pair at a time."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for doc in docs:
-            batch = tokenizer(
-                query, doc, truncation=True, max_length=max_length, return_tensors="pt"
-            )
-            out.append(float(model(**batch).logits[0, 0]))
-    return out
 
 
 def sigmoid(x: float) -> float:
@@ -78,7 +50,7 @@ def test_scores_are_the_sigmoid_of_the_models_logits(
 ) -> None:
     assert reranker.mode == "local" and reranker.device == "cpu"
     scores = reranker.rerank(QUERY, DOCS)
-    logits = direct_logits(cross_encoder_dir, QUERY, DOCS)
+    logits = reference_logits(cross_encoder_dir, QUERY, DOCS)
     assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
     assert scores == pytest.approx([sigmoid(x) for x in logits], abs=1e-5)
     order = sorted(range(len(DOCS)), key=lambda i: -scores[i])
@@ -88,7 +60,7 @@ def test_scores_are_the_sigmoid_of_the_models_logits(
 
 def test_normalize_false_returns_raw_logits(cross_encoder_dir: Path) -> None:
     raw = make(cross_encoder_dir, normalize=False).rerank(QUERY, DOCS)
-    assert raw == pytest.approx(direct_logits(cross_encoder_dir, QUERY, DOCS), abs=1e-5)
+    assert raw == pytest.approx(reference_logits(cross_encoder_dir, QUERY, DOCS), abs=1e-5)
     assert any(not 0.0 <= s <= 1.0 for s in raw)
 
 
@@ -126,7 +98,7 @@ def test_truncation_at_max_length(cross_encoder_dir: Path) -> None:
     tail = "bob prefers green tea over coffee in the morning " * 3
     cut = make(cross_encoder_dir, max_length=16).rerank(QUERY, [head, head + tail])
     assert cut[0] == pytest.approx(cut[1], abs=1e-6), "tokens past max_length must not count"
-    (logit,) = direct_logits(cross_encoder_dir, QUERY, [head], max_length=16)
+    (logit,) = reference_logits(cross_encoder_dir, QUERY, [head], max_length=16)
     assert cut[0] == pytest.approx(sigmoid(logit), abs=1e-5)
     full = make(cross_encoder_dir, max_length=256).rerank(QUERY, [head, head + tail])
     assert full[0] != pytest.approx(full[1], abs=1e-6)
@@ -260,7 +232,7 @@ def test_search_reorders_by_the_models_scores(tmp_path: Path, cross_encoder_dir:
         assert block["applied"] is True, block
         assert block["provider"] == "huggingface" and block["model"] == str(cross_encoder_dir)
         texts = [r["memory"] for r in ranked["results"]]
-        logits = direct_logits(cross_encoder_dir, QUERY, texts)
+        logits = reference_logits(cross_encoder_dir, QUERY, texts)
         assert logits == sorted(logits, reverse=True)
         assert [r["rerank_score"] for r in ranked["results"]] == pytest.approx(
             [sigmoid(x) for x in logits], abs=1e-5

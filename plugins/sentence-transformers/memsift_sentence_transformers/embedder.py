@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from memsift import ConfigError, Embedder, InvalidInputError, ModelNotFoundError
-from memsift.interfaces import FloatArray
+from memsift.interfaces import FloatArray, check_embed_input
 from memsift_sentence_transformers.config import (
     DEFAULT_EMBEDDER_MODEL,
     SentenceTransformerEmbedderConfig,
@@ -253,7 +253,7 @@ class SentenceTransformerEmbedder(Embedder):
         self, texts: Sequence[str], *, purpose: Literal["document", "query"] = "document"
     ) -> FloatArray:
         """Embed ``texts`` in batches of ``batch_size``: float32 ``(len(texts), dims)``."""
-        items = _check_texts(texts)
+        items = check_embed_input(texts)
         if purpose not in ("document", "query"):
             raise InvalidInputError(f"purpose must be 'document' or 'query', got {purpose!r}")
         if not items:
@@ -274,21 +274,6 @@ class SentenceTransformerEmbedder(Embedder):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         out: FloatArray = (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
         return out
-
-
-def _check_texts(texts: object) -> list[str]:
-    if isinstance(texts, (str, bytes)):
-        raise InvalidInputError(
-            "texts must be a sequence of strings, not a single string; wrap it in a list"
-        )
-    if not isinstance(texts, Iterable):
-        raise InvalidInputError(f"texts must be a sequence of strings, got {type(texts).__name__}")
-    items: list[str] = []
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InvalidInputError(f"texts[{i}] must be a string, got {type(text).__name__}")
-        items.append(text)
-    return items
 
 
 __all__ = [

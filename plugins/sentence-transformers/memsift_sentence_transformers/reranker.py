@@ -21,6 +21,7 @@ from typing import Any
 
 from memsift import ConfigError, ModelNotFoundError, Reranker, RerankError
 from memsift.interfaces import Candidate, check_rerank_input
+from memsift.models import logits_to_scores
 from memsift_sentence_transformers.config import SentenceTransformerRerankerConfig
 from memsift_sentence_transformers.runtime import (
     INSTALL_HINT,
@@ -28,7 +29,6 @@ from memsift_sentence_transformers.runtime import (
     import_torch,
     position_limit,
     resolve_device,
-    to_scores,
 )
 
 PROVIDER = "sentence_transformer"
@@ -159,7 +159,7 @@ class SentenceTransformerReranker(Reranker):
             )
         except Exception as exc:
             raise RerankError(PROVIDER, f"{type(exc).__name__}: {exc}") from exc
-        return to_scores(logits, normalize=self.config.normalize)
+        return logits_to_scores(logits, normalize=self.config.normalize)
 
     def score_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         self._require_normalized()

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from st_models import build_cross_encoder, build_sentence_transformer
+
+from memsift.testing.tiny_models import build_cross_encoder, build_sentence_transformer
 
 
 @pytest.fixture(autouse=True)

@@ -22,42 +22,12 @@ import memsift
 from memsift import ConfigError, ModelNotFoundError, RerankError
 from memsift.search import RerankStage
 from memsift.testing import RerankerConformance
-
-QUERY = "where does alice live"
-DOCS = [
-    "alice moved to lisbon in march and works as a nurse",
-    "the quarterly report is due on friday",
-    "bob prefers green tea over coffee in the morning",
-    "lisbon is the capital of portugal",
-    "our team meeting moved to tuesday at 10am",
-    "alice likes italian food",
-    "the car broke down on the highway",
-]
+from memsift.testing.tiny_models import DOCS, QUERY, reference_logits
 
 
 def make(folder: Path, **options: Any) -> SentenceTransformerReranker:
     config = {"model": str(folder), "device": "cpu", "local_files_only": True, **options}
     return SentenceTransformerReranker(SentenceTransformerRerankerConfig(**config))
-
-
-def direct_logits(folder: Path, query: str, docs: list[str], max_length: int = 512) -> list[float]:
-    """The logits straight from transformers, without sentence-transformers or memsift."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(str(folder), local_files_only=True)
-    model.eval()
-    batch = tokenizer(
-        [query] * len(docs),
-        docs,
-        padding=True,
-        truncation=True,
-        max_length=max_length,
-        return_tensors="pt",
-    )
-    with torch.inference_mode():
-        return [float(v) for v in model(**batch).logits[:, 0].tolist()]
 
 
 @pytest.fixture
@@ -78,7 +48,7 @@ def test_scores_are_the_sigmoid_of_the_models_logits(
     reranker: SentenceTransformerReranker, cross_encoder_dir: Path
 ) -> None:
     scores = reranker.rerank(QUERY, DOCS)
-    logits = direct_logits(cross_encoder_dir, QUERY, DOCS)
+    logits = reference_logits(cross_encoder_dir, QUERY, DOCS)
     assert len(scores) == len(DOCS)
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores == pytest.approx([1 / (1 + math.exp(-x)) for x in logits], abs=1e-5)
@@ -89,7 +59,7 @@ def test_scores_are_the_sigmoid_of_the_models_logits(
 
 def test_normalize_false_returns_raw_logits(cross_encoder_dir: Path) -> None:
     raw = make(cross_encoder_dir, normalize=False).rerank(QUERY, DOCS)
-    assert raw == pytest.approx(direct_logits(cross_encoder_dir, QUERY, DOCS), abs=1e-5)
+    assert raw == pytest.approx(reference_logits(cross_encoder_dir, QUERY, DOCS), abs=1e-5)
     assert any(not 0.0 <= s <= 1.0 for s in raw)
 
 
@@ -124,7 +94,7 @@ def test_truncation_at_max_length(cross_encoder_dir: Path) -> None:
     assert cut[0] == pytest.approx(cut[1], abs=1e-6), "tokens past max_length must not count"
     full = make(cross_encoder_dir, max_length=256).rerank(QUERY, [head, head + tail])
     assert full[0] != pytest.approx(full[1], abs=1e-6)
-    (logit,) = direct_logits(cross_encoder_dir, QUERY, [head], max_length=16)
+    (logit,) = reference_logits(cross_encoder_dir, QUERY, [head], max_length=16)
     assert cut[0] == pytest.approx(1 / (1 + math.exp(-logit)), abs=1e-5)
 
 
