@@ -361,7 +361,7 @@ def test_server_errors_fall_back_to_vector_order(
 
 def test_a_timeout_falls_back_to_vector_order(tmp_path: Path, tei: HTTPServer) -> None:
     def slow(request: Request) -> Response:
-        time.sleep(1.0)
+        time.sleep(2.0)
         return tei_handler(request)
 
     tei.expect_request("/rerank").respond_with_handler(slow)
@@ -373,7 +373,7 @@ def test_a_timeout_falls_back_to_vector_order(tmp_path: Path, tei: HTTPServer) -
         plain = memory.search(QUERY, user_id="alice", rerank=False)
         start = time.perf_counter()
         out = memory.search(QUERY, user_id="alice", rerank=True)
-        assert time.perf_counter() - start < 0.9
+        assert time.perf_counter() - start < 1.8  # did not wait for the 2 s answer
         assert out["rerank"]["applied"] is False and out["rerank"]["error"]
         assert [r["id"] for r in out["results"]] == [r["id"] for r in plain["results"]]
     finally:
