@@ -36,6 +36,7 @@ from memsift.interfaces import (
     VectorHit,
     VectorStore,
     VectorStoreConfig,
+    check_embed_input,
     check_rerank_input,
 )
 from memsift.registry import ProviderRegistrar
@@ -93,6 +94,7 @@ __all__ = [
     "VectorStore",
     "VectorStoreConfig",
     "__version__",
+    "check_embed_input",
     "check_rerank_input",
     "env_secret",
     "hookimpl",
