@@ -10,6 +10,8 @@ from fake_cohere_api import API_KEY, FakeCohereAPI
 from memsift_cohere import CohereConfig, CohereReranker
 from pytest_httpserver import HTTPServer
 
+from memsift.testing.fake_rerank_api import threaded_server
+
 ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY", "CO_API_URL")
 
 
@@ -33,12 +35,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session")
 def http_server() -> Iterator[HTTPServer]:
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
+    with threaded_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -51,10 +49,7 @@ def fake_api(_fake_api: FakeCohereAPI) -> Iterator[FakeCohereAPI]:
     """The fake API, reset; the test fails if the plugin sent a request it should not."""
     _fake_api.reset()
     yield _fake_api
-    _fake_api.release.set()  # let a deliberately slow answer finish now
-    violations = list(_fake_api.violations)
-    _fake_api.server.check_handler_errors()
-    assert not violations, f"the plugin sent invalid requests: {violations}"
+    _fake_api.verify()
 
 
 @pytest.fixture

@@ -1,206 +1,41 @@
-"""A fake of Cohere's v2 rerank endpoint, served on 127.0.0.1 by pytest-httpserver.
-
-It checks the request the real SDK sends (path, method, bearer token, JSON body) and
-answers in the shape of the real API. Scores depend on the text of each document only,
-never on its position, so the same document always gets the same score. Tests script
-faults (429, 5xx, slow or malformed answers) with :meth:`FakeCohereAPI.fail`.
-"""
+"""A fake of Cohere's v2 rerank endpoint: :class:`memsift.testing.fake_rerank_api.FakeRerankAPI`
+with Cohere's path, body keys and answer shape."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-import threading
 import uuid
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
+from memsift.testing.fake_rerank_api import FakeRerankAPI, Fault, relevance
+
+__all__ = ["API_KEY", "PATH", "FakeCohereAPI", "Fault", "memory_config", "relevance"]
 
 PATH = "/v2/rerank"
 API_KEY = "co-test-key-5f1e9a0b7c3d"
-#: What the plugin may send; anything else in the body is a violation.
-ALLOWED_KEYS = {"model", "query", "documents", "top_n", "max_tokens_per_doc"}
-REQUIRED_KEYS = {"model", "query", "documents"}
-_TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
-def relevance(query: str, document: str) -> float:
-    """A deterministic score in [0, 1] from the texts alone: shared words, plus a small
-    content hash so that different documents rarely tie."""
-    q = set(_TOKEN.findall(query.casefold()))
-    d = set(_TOKEN.findall(document.casefold()))
-    overlap = len(q & d) / len(q) if q else 0.0
-    jitter = int(hashlib.sha256(document.encode()).hexdigest()[:8], 16) % 1000 / 100_000
-    return round(min(1.0, 0.9 * overlap + jitter), 6)
-
-
-@dataclass
-class Seen:
-    """One request the fake received."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Fault:
-    """A scripted answer: an HTTP status with a JSON (or raw) body and headers, a
-    ``delay`` before answering, or a kind of broken success (``malformed_json``,
-    ``bad_index``)."""
-
-    status: int = 200
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    kind: str | None = None
-
-
-class FakeCohereAPI:
+class FakeCohereAPI(FakeRerankAPI):
     """The fake endpoint. One per test session; :meth:`reset` between tests."""
 
-    def __init__(self, server: HTTPServer, api_key: str) -> None:
-        self.server = server
-        self.api_key = api_key
-        self._lock = threading.Lock()
-        self.release = threading.Event()
-        self.reset()
-        server.expect_request(PATH).respond_with_handler(self._handle)
+    path = PATH
+    allowed_keys = frozenset({"model", "query", "documents", "top_n", "max_tokens_per_doc"})
+    malformed_body = '{"id": "x", "results": [{"index": 0, '
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
-
-    def reset(self) -> None:
-        with self._lock:
-            self.requests: list[Seen] = []
-            self.violations: list[str] = []
-            self.scores: dict[str, float] = {}
-            self.faults: deque[Fault] = deque()
-            self.always: Fault | None = None
-            self.delay = 0.0
-            self.in_flight = 0
-            self.max_in_flight = 0
-            self.max_documents = 1000
-        self.release.clear()
-
-    def fail(self, *faults: Fault, always: Fault | None = None) -> None:
-        """Answer the next requests with ``faults`` (in order), then ``always`` if given."""
-        with self._lock:
-            self.faults.extend(faults)
-            self.always = always
-
-    def documents_sent(self) -> list[list[str]]:
-        return [r.body["documents"] for r in self.requests if isinstance(r.body, dict)]
-
-    # ------------------------------------------------------------------ serving
-
-    def _handle(self, request: Request) -> Response:
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            return self._answer(request)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def _answer(self, request: Request) -> Response:
-        body = request.get_json(silent=True)
-        seen = Seen(request.method, request.path, dict(request.headers), body)
-        with self._lock:
-            self.requests.append(seen)
-            fault = self.faults.popleft() if self.faults else self.always
-            delay = self.delay
-        if request.method != "POST":
-            return self._violation(f"method {request.method}, expected POST", status=405)
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
-            return _json(401, {"id": _id(), "message": "invalid api token"})
-        problem = self._check_body(request, body)
-        if problem:
-            return self._violation(problem)
-        pause = max(delay, fault.delay if fault else 0.0)
-        if pause:
-            self.release.wait(pause)
-        if fault is not None and fault.kind is None and fault.status != 200:
-            if isinstance(fault.body, str):
-                return Response(fault.body, status=fault.status, headers=fault.headers)
-            payload = fault.body if fault.body is not None else {"message": "fault"}
-            return _json(fault.status, payload, fault.headers)
-        if fault is not None and fault.kind == "malformed_json":
-            return Response(
-                '{"id": "x", "results": [{"index": 0, ',
-                status=200,
-                content_type="application/json",
-            )
-        results = self._rank(body)
-        if fault is not None and fault.kind == "bad_index":
-            results[0]["index"] = len(body["documents"]) + 5
-        return _json(
-            200,
-            {
-                "id": _id(),
-                "results": results,
-                "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
-            },
-        )
-
-    def _check_body(self, request: Request, body: Any) -> str | None:
-        if not (request.content_type or "").startswith("application/json"):
-            return f"content type {request.content_type!r}, expected application/json"
-        if not isinstance(body, dict):
-            return "the body is not a JSON object"
-        unknown = set(body) - ALLOWED_KEYS
-        if unknown:
-            return f"unexpected keys in the body: {sorted(unknown)}"
-        missing = REQUIRED_KEYS - set(body)
-        if missing:
-            return f"missing keys in the body: {sorted(missing)}"
-        if not isinstance(body["model"], str) or not body["model"]:
-            return "model must be a non-empty string"
-        if not isinstance(body["query"], str) or not body["query"].strip():
-            return "query must be a non-empty string"
-        docs = body["documents"]
-        if not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
-            return "documents must be a non-empty list of strings"
-        if len(docs) > self.max_documents:
-            return f"{len(docs)} documents in one request; the limit is {self.max_documents}"
-        top_n = body.get("top_n")
-        if top_n is not None and (not isinstance(top_n, int) or not 1 <= top_n <= len(docs)):
-            return f"top_n must be between 1 and {len(docs)}"
+    def check_body(self, body: dict[str, Any]) -> str | None:
         mtpd = body.get("max_tokens_per_doc")
         if mtpd is not None and (not isinstance(mtpd, int) or mtpd < 1):
             return "max_tokens_per_doc must be a positive integer"
         return None
 
-    def _rank(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        query, docs = body["query"], body["documents"]
-        scored = [
-            {"index": i, "relevance_score": self.scores.get(d, relevance(query, d))}
-            for i, d in enumerate(docs)
-        ]
-        scored.sort(key=lambda r: -r["relevance_score"])
-        return scored[: body.get("top_n") or len(docs)]
+    def response_body(self, body: dict[str, Any], results: list[dict[str, Any]]) -> Any:
+        return {
+            "id": str(uuid.uuid4()),
+            "results": results,
+            "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
+        }
 
-    def _violation(self, problem: str, status: int = 400) -> Response:
-        with self._lock:
-            self.violations.append(problem)
-        return _json(status, {"id": _id(), "message": f"invalid request: {problem}"})
-
-
-def _id() -> str:
-    return str(uuid.uuid4())
-
-
-def _json(status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        json.dumps(payload), status=status, headers=headers, content_type="application/json"
-    )
+    def error_body(self, message: str) -> Any:
+        return {"id": str(uuid.uuid4()), "message": message}
 
 
 def memory_config(path: Any, base_url: str, **options: Any) -> dict[str, Any]:
