@@ -336,3 +336,17 @@ def test_stamp_is_json_and_describes_the_index(tmp_path: Path) -> None:
     store.close()
     stamp = json.loads(store.stamp_path.read_text())
     assert stamp["ntotal"] == 5 and stamp["index"] == "hnsw" and stamp["dims"] == 16
+
+
+def test_compaction_keeps_scopes_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 5)
+    vectors = unit(60)
+    store = open_store(tmp_path)
+    store.insert(records(30, "u1") + records(30, "u2", start=30), vectors)
+    store.delete([f"id{i}" for i in range(0, 60, 2)])  # half of each scope: compaction
+    assert store.stats()["tombstones"] == 0
+    u2 = parse_filter({"user_id": "u2"})
+    hits = store.search(vectors[31], filters=u2, limit=100)
+    assert {h.record.id for h in hits} == {f"id{i}" for i in range(31, 60, 2)}
+    assert hits[0].record.id == "id31"
+    store.close()

@@ -28,6 +28,7 @@ from rich.table import Table
 from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
 from memsift.filters import parse_filter
 from memsift.interfaces import EmbedderIdentity, FloatArray, MemoryRecord
+from memsift.search import _candidate
 
 console = Console()
 
@@ -185,8 +186,6 @@ def bench_search(quick: bool, tmp: Path) -> list[Figure]:
         t1 = time.perf_counter()
         hits = store.search(vec, filters=parse_filter({"user_id": user}), limit=30)
         t2 = time.perf_counter()
-        from memsift.search import _candidate
-
         rr.reranker.score_candidates(q, [_candidate(h) for h in hits])
         t3 = time.perf_counter()
         parts["embed"].append(t1 - t0)

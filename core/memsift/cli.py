@@ -449,11 +449,7 @@ def print_eval(data: Any, runs: Mapping[str, Any], reranker: str) -> None:
         console.print(f"[yellow]{on.rerank_failures} searches fell back to vector order[/]")
     if off.per_category:
         cats = Table(title="per category")
-        metric = (
-            next(n for n in off.values if n.startswith("recall@5"))
-            if any(n.startswith("recall@5") for n in off.values)
-            else next(iter(off.values))
-        )
+        metric = "recall@5" if "recall@5" in off.values else next(iter(off.values))
         for col in ("category", "queries", f"{metric} off", f"{metric} on"):
             cats.add_column(col)
         for cat, vals in sorted(off.per_category.items()):

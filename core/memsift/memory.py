@@ -33,6 +33,7 @@ from memsift.interfaces import (
     VectorHit,
     VectorStore,
 )
+from memsift.plugins import get_plugin_manager
 from memsift.search import (
     RerankOutcome,
     RerankStage,
@@ -402,10 +403,8 @@ class MemoryCore:
         candidates: int,
         is_async: bool,
     ) -> None:
-        from memsift.plugins import get_plugin_manager
-
-        hook = get_plugin_manager().hook.memsift_search_completed
-        if not hook.get_hookimpls():
+        observers = get_plugin_manager().hook.memsift_search_completed.get_hookimpls()
+        if not observers:
             return
         event = SearchEvent(
             query=query,
@@ -416,7 +415,7 @@ class MemoryCore:
             timings=dict(timings),
             is_async=is_async,
         )
-        for impl in hook.get_hookimpls():
+        for impl in observers:
             try:
                 impl.function(event=event)
             except Exception:

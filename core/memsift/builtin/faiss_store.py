@@ -137,11 +137,7 @@ class _Columns:
         return found
 
     def set(self, slot: int, record: MemoryRecord) -> None:
-        self._grow(slot + 1)
-        self.size = max(self.size, slot + 1)
-        self.live[slot] = True
-        for f in SCOPE_FIELDS:
-            self.codes[f][slot] = self.code(f, getattr(record, f), create=True)
+        self.set_many([slot], [(record.user_id, record.agent_id, record.run_id)])
 
     def set_many(self, slots: Iterable[int], scopes: Iterable[tuple[Any, Any, Any]]) -> None:
         slot_list = list(slots)
@@ -159,6 +155,26 @@ class _Columns:
                 dtype=np.int32,
                 count=len(scope_list),
             )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[Any]], size: int) -> _Columns:
+        """Columns of ``size`` slots from ``(slot, user_id, agent_id, run_id)`` rows."""
+        cols = cls()
+        cols._grow(size)
+        cols.size = size
+        cols.set_many((r[0] for r in rows), (tuple(r[1:]) for r in rows))
+        return cols
+
+    def compacted(self, order: Int64Array) -> _Columns:
+        """The columns of the live slots ``order``, renumbered 0..len(order)-1."""
+        cols = _Columns()
+        cols._grow(len(order))
+        cols.size = len(order)
+        cols.live[: len(order)] = True
+        for f in SCOPE_FIELDS:
+            cols.codes[f][: len(order)] = self.codes[f][order]
+        cols.vocab = self.vocab
+        return cols
 
     def kill(self, slots: Iterable[int]) -> None:
         idx = np.fromiter(slots, dtype=np.int64)
@@ -354,11 +370,7 @@ class FaissStore(VectorStore):
         if index is None:
             index = self._rebuild_index(dims, size)
         self._index = index
-        cols = _Columns()
-        cols._grow(size)
-        cols.size = size
-        cols.set_many((r[0] for r in rows), (r[1:] for r in rows))
-        self._cols = cols
+        self._cols = _Columns.from_rows(rows, size)
         self._data_version = self._read_data_version()
 
     def _read_index_file(self, dims: int, size: int) -> Any:
@@ -608,19 +620,8 @@ class FaissStore(VectorStore):
                 ]
             )
             self._index = index
-            self._load_columns_only()
+            self._cols = self._cols.compacted(order)
             log.info("compacted %s: %d live vectors", self.db_path, len(order))
-
-    def _load_columns_only(self) -> None:
-        rows = self._conn.execute(
-            "SELECT slot, user_id, agent_id, run_id FROM memories ORDER BY slot"
-        ).fetchall()
-        cols = _Columns()
-        size = int(self._index.ntotal)
-        cols._grow(size)
-        cols.size = size
-        cols.set_many((r[0] for r in rows), (r[1:] for r in rows))
-        self._cols = cols
 
     # ------------------------------------------------------------------ reads
 
