@@ -3,16 +3,22 @@
 Search and add use the providers' async twins (native async clients where a provider has
 them, so a hosted reranker never blocks the event loop); the storage operations run in a
 worker thread.
+
+The order of writes is ``Memory``'s (see :mod:`memsift.memory`): history events first, then
+the store, the events taken back if the store write fails, so a call that raises stored
+nothing. An ``add`` whose task is cancelled while it writes finishes that write in the
+background (history and store stay in step), so the memory may be stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memsift.config import MemoryConfig
+from memsift.interfaces import FloatArray, MemoryRecord
 from memsift.memory import (
     DELETE_ALL_ARGS,
     GET_ALL_ARGS,
@@ -65,9 +71,17 @@ class AsyncMemory(MemoryCore):
             return {"results": []}
         records = self._new_records(texts, plan.scope, plan.metadata)
         vectors = await self.embedder.aembed(texts, purpose="document")
-        await self.vector_store.ainsert(records, vectors)
-        await asyncio.to_thread(self.history_db.record, self._add_events(records))
+        await asyncio.shield(self._awrite_add(records, vectors))
         return added_response(records)
+
+    async def _awrite_add(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
+        """History first, then the store; the events are taken back if the store fails."""
+        ids = await asyncio.to_thread(self.history_db.record, self._add_events(records))
+        try:
+            await self.vector_store.ainsert(records, vectors)
+        except Exception:
+            await asyncio.to_thread(self._take_back, ids)
+            raise
 
     async def search(
         self,

@@ -10,7 +10,9 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from memsift.errors import MemsiftError
 
@@ -42,7 +44,14 @@ def _json_option(value: str | None, what: str) -> Any:
 
 
 def _fail(exc: MemsiftError) -> None:
-    console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    """Print the error (as plain text: no markup, no unprintable characters) and exit 2.
+
+    Every ``add``/``search``/``compare`` argument goes through the checks of ``Memory``, so a
+    ``--user-id '*'`` or an argument that is not valid Unicode ends here as a clean message.
+    """
+    text = str(exc).encode("utf-8", "backslashreplace").decode("utf-8")
+    # a Text is never parsed as markup; soft_wrap keeps the message on its own lines
+    console.print(Text.assemble(("error:", "bold red"), " ", text), soft_wrap=True)
     sys.exit(2)
 
 
@@ -79,9 +88,14 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print JSON")
 @click.option("--all", "show_all", is_flag=True, help="include the built-in providers")
 def plugins(as_json: bool, show_all: bool) -> None:
-    """List installed plugins and the providers each registers."""
-    from memsift.plugins import get_plugin_host
-    from memsift.registry import get_registry
+    """List installed plugins and the providers each registers.
+
+    Shows plugins that failed to load (with the error), plugins blocked by
+    MEMSIFT_LOAD_PLUGINS, and provider names registered by several plugins (conflicts).
+    Plugin names, descriptions and errors are printed as plain text, never as markup.
+    """
+    from memsift.plugins import LOAD_PLUGINS_ENV, get_plugin_host
+    from memsift.registry import conflict_message, get_registry
 
     try:
         registry = get_registry()
@@ -90,22 +104,30 @@ def plugins(as_json: bool, show_all: bool) -> None:
         return
     host = get_plugin_host()
     rows: list[dict[str, Any]] = []
+    conflicts: dict[tuple[str, str], str] = {}
     for info in host.infos.values():
         if info.builtin and not show_all:
             continue
-        providers = [
-            {
-                "kind": kind,
-                "name": name,
-                "description": registry.specs[kind][name].description,
-            }
-            for kind, name in info.providers
-        ]
+        providers = []
+        for spec in registry.provided_by(info.name):
+            rivals = registry.rivals(spec)
+            if rivals:
+                clash = registry.conflicts[spec.kind][spec.name]
+                conflicts[spec.kind, spec.name] = conflict_message(spec.kind, spec.name, clash)
+            providers.append(
+                {
+                    "kind": spec.kind,
+                    "name": spec.name,
+                    "description": spec.description,
+                    "conflicts_with": [r.plugin for r in rivals],
+                }
+            )
         rows.append(
             {
                 "name": info.name,
                 "version": info.version,
                 "builtin": info.builtin,
+                "entry_point": info.entry_point,
                 "loaded": info.loaded,
                 "blocked": info.blocked,
                 "error": info.error,
@@ -115,27 +137,38 @@ def plugins(as_json: bool, show_all: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table(title="memsift plugins")
-    for col in ("plugin", "version", "status", "providers"):
-        table.add_column(col)
-    for row in rows:
-        status = (
-            "[red]failed[/]"
-            if row["error"]
-            else "blocked"
-            if row["blocked"]
-            else "built-in"
-            if row["builtin"]
-            else "loaded"
-        )
-        provs = "\n".join(f"{p['kind']}: {p['name']}" for p in row["providers"])
-        if row["error"]:
-            provs = str(row["error"])
-        table.add_row(row["name"], row["version"] or "", status, provs)
     if not rows:
         console.print("no external plugins installed (use --all to see the built-ins)")
-        return
-    console.print(table)
+    else:
+        table = Table(title="memsift plugins")
+        for col in ("plugin", "version", "status", "providers"):
+            table.add_column(col)
+        for row in rows:
+            status = (
+                Text("failed", style="red")
+                if row["error"]
+                else Text("blocked")
+                if row["blocked"]
+                else Text("built-in")
+                if row["builtin"]
+                else Text("loaded")
+            )
+            lines = []
+            for p in row["providers"]:
+                line = f"{p['kind']}: {p['name']}"
+                if p["conflicts_with"]:
+                    line += f" (conflict: also {', '.join(p['conflicts_with'])})"
+                lines.append(line)
+                if p["description"]:
+                    lines.append(f"  {p['description']}")
+            cell = str(row["error"]) if row["error"] else "\n".join(lines)
+            table.add_row(Text(row["name"]), Text(row["version"] or ""), status, Text(cell))
+        console.print(table)
+    for message in conflicts.values():
+        console.print(Text.assemble(("conflict: ", "yellow"), message), soft_wrap=True)
+    for name in host.unknown_allowed:
+        note = f"{LOAD_PLUGINS_ENV} names {name!r}, which is not an installed plugin distribution"
+        console.print(Text.assemble(("warning: ", "yellow"), note), soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- add & search
@@ -171,7 +204,8 @@ def add(
         _fail(exc)
         return
     for item in result["results"]:
-        console.print(f"[green]{item['event']}[/] {item['id']}  {item['memory']}", highlight=False)
+        line = f"[green]{item['event']}[/] {item['id']}  {escape(item['memory'])}"
+        console.print(line, highlight=False)
 
 
 def _filters(filter_json: str | None) -> dict[str, Any] | None:
@@ -229,8 +263,11 @@ def search(
 
 
 def print_results(response: Mapping[str, Any], *, title: str) -> None:
-    """A table of hits with their scores, then the rerank block and timings."""
-    table = Table(title=title, title_justify="left")
+    """A table of hits with their scores, then the rerank block and timings.
+
+    Memories, metadata and the title are printed as plain text, never read as markup.
+    """
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("memory", overflow="fold", max_width=60)
     table.add_column("metadata", overflow="fold", max_width=30)
@@ -241,8 +278,8 @@ def print_results(response: Mapping[str, Any], *, title: str) -> None:
         rr = hit.get("rerank_score")
         table.add_row(
             str(rank),
-            hit["memory"],
-            json.dumps(hit["metadata"], ensure_ascii=False) if hit["metadata"] else "",
+            escape(hit["memory"]),
+            escape(json.dumps(hit["metadata"], ensure_ascii=False)) if hit["metadata"] else "",
             f"{hit['vector_score']:.3f}",
             "" if rr is None else f"{rr:.3f}",
             f"{hit['score']:.3f}",
@@ -255,11 +292,11 @@ def _summary(response: Mapping[str, Any]) -> str:
     rr = response["rerank"]
     t = response["timings"]
     if rr["applied"]:
-        what = f"reranked {rr['candidates']} candidates with {rr['provider']}"
+        what = f"reranked {rr['candidates']} candidates with {escape(str(rr['provider']))}"
         if rr.get("cache_hits"):
             what += f" ({rr['cache_hits']} from cache)"
     elif rr.get("error"):
-        what = f"[yellow]rerank failed, vector order kept:[/] {rr['error']}"
+        what = f"[yellow]rerank failed, vector order kept:[/] {escape(str(rr['error']))}"
     else:
         what = "vector order (no rerank)"
     return (
@@ -315,7 +352,7 @@ def compare(
 
 def print_comparison(query: str, off: Mapping[str, Any], on: Mapping[str, Any]) -> None:
     before = {hit["id"]: rank for rank, hit in enumerate(off["results"], 1)}
-    table = Table(title=f"compare: {query}", title_justify="left")
+    table = Table(title=escape(f"compare: {query}"), title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("vector order", overflow="fold", max_width=40)
     table.add_column("vector", justify="right")
@@ -340,9 +377,9 @@ def print_comparison(query: str, off: Mapping[str, Any], on: Mapping[str, Any]) 
         rr = right.get("rerank_score") if right else None
         table.add_row(
             str(i + 1),
-            left["memory"] if left else "",
+            escape(left["memory"]) if left else "",
             f"{left['vector_score']:.3f}" if left else "",
-            right["memory"] if right else "",
+            escape(right["memory"]) if right else "",
             "" if rr is None else f"{rr:.3f}",
             move,
         )
@@ -433,7 +470,8 @@ def eval_command(
 
 def print_eval(data: Any, runs: Mapping[str, Any], reranker: str) -> None:
     off, on = runs["off"], runs["on"]
-    table = Table(title=f"{data.name} ({data.kind}, {len(data.documents)} memories): {reranker}")
+    title = f"{data.name} ({data.kind}, {len(data.documents)} memories): {reranker}"
+    table = Table(title=escape(title))
     for col in ("metric", "rerank off", "rerank on", "change"):
         table.add_column(col, justify="right" if col != "metric" else "left")
     for name, before in off.values.items():
@@ -454,7 +492,7 @@ def print_eval(data: Any, runs: Mapping[str, Any], reranker: str) -> None:
             cats.add_column(col)
         for cat, vals in sorted(off.per_category.items()):
             cats.add_row(
-                cat,
+                escape(cat),
                 str(int(vals["queries"])),
                 f"{vals[metric]:.4f}",
                 f"{on.per_category[cat][metric]:.4f}",

@@ -40,7 +40,14 @@ Semantics (the Python evaluator and the SQL agree exactly):
 Scope: :func:`scope_ids` collects the ``eq`` conditions on scope fields that stand at the top
 level or inside a top-level AND (nested ANDs included, since a conjunction of conjunctions is
 one conjunction). Only a plain ``eq`` with a string scopes; ``ne``, ``in``, ``OR`` and ``NOT``
-never do, even with a single branch.
+never do, even with a single branch. :func:`scope_pins` lists the scope keys of a filter dict in
+those same positions; the memory API (``Memory.search``, ``get_all``, ``delete_all``) requires
+each of them to be one exact id, so ``"*"``, a list or an operator dict there is a
+:class:`ScopeError` (``{"eq": id}`` is allowed). Under ``OR`` and ``NOT``, and in filters given
+to a store directly, scope fields take the whole language, ``"*"`` included.
+
+Invalid Unicode: a string literal (or metadata key or value) holding a lone surrogate is a
+:class:`FilterError` naming the place, the code point and its position.
 
 SQL: :func:`compile_sql` returns a WHERE fragment and its parameters for a table whose scope
 and timestamp columns are TEXT and whose metadata column holds a JSON object. Values and JSON
@@ -279,13 +286,43 @@ def check_metadata_key(key: str) -> str:
     return key
 
 
+def find_lone_surrogate(text: str) -> int | None:
+    """The index of the first lone surrogate (U+D800 to U+DFFF) in ``text``, or ``None``.
+
+    Python strings can hold them (``surrogateescape`` decoding, JSON ``"\\ud800"`` escapes),
+    but they are not valid Unicode: no UTF-8 store can hold them.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return int(exc.start)
+    return None
+
+
+def lone_surrogate_problem(what: str, text: str) -> str | None:
+    """A message for the first lone surrogate in ``text`` (``None`` when there is none), e.g.
+    ``query contains a lone surrogate (U+D800) at position 3; text must be valid Unicode``.
+
+    The message names the code point, never the character itself, so it can always be printed.
+    """
+    index = find_lone_surrogate(text)
+    if index is None:
+        return None
+    return (
+        f"{what} contains a lone surrogate (U+{ord(text[index]):04X}) at position {index}; "
+        "text must be valid Unicode"
+    )
+
+
 def _check_string(value: str) -> str:
     if "\x00" in value:
         raise _OperandError("strings must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise _OperandError("strings must be valid Unicode (no lone surrogates)") from None
+    index = find_lone_surrogate(value)
+    if index is not None:
+        raise _OperandError(
+            f"strings must be valid Unicode: a lone surrogate (U+{ord(value[index]):04X}) "
+            f"at position {index}"
+        )
     return str(value)
 
 
@@ -313,6 +350,9 @@ def _literal(value: Any) -> Any:
     )
 
 
+_FRACTION = re.compile(r"([T ]\d\d:\d\d:\d\d\.)(\d+)")
+
+
 def canonical_timestamp(value: datetime | str) -> str:
     """The canonical stored form of a timestamp: UTC, ISO-8601 with microseconds.
 
@@ -325,6 +365,8 @@ def canonical_timestamp(value: datetime | str) -> str:
         moment = value
     elif isinstance(value, str):
         text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+        # Fractions of a second as six digits: Python 3.10 reads only 3 or 6 (3.11+ any).
+        text = _FRACTION.sub(lambda m: m.group(1) + (m.group(2) + "000000")[:6], text, count=1)
         try:
             moment = datetime.fromisoformat(text)
         except ValueError:
@@ -599,6 +641,33 @@ def scope_ids(f: Filter) -> dict[str, str]:
             found.setdefault(node.field, node.value)
 
     visit(f)
+    return found
+
+
+def scope_pins(spec: Mapping[str, Any] | None) -> list[tuple[str, str, Any]]:
+    """The scope keys of a filter dict that stand where they pin a scope, with raw values.
+
+    A pin position is the top level of the dict or inside a top-level ``AND`` (nested ANDs
+    included): the places where :func:`scope_ids` looks. Returns ``(location, field, value)``
+    triples, e.g. ``('filters["AND"][1]["user_id"]', "user_id", "*")``, in the order they
+    appear; scope keys under ``OR`` or ``NOT`` are not pins and are not listed. Call it on a
+    dict that :func:`parse_filter` accepted. The memory API requires every pin to be one
+    exact id (see :func:`memsift.search.scoped_filter`); the filter language itself keeps
+    ``"*"`` and the operators on scope fields.
+    """
+    found: list[tuple[str, str, Any]] = []
+
+    def visit(node: Any, path: tuple[str | int, ...], depth: int) -> None:
+        if not isinstance(node, Mapping) or depth > MAX_DEPTH:
+            return
+        for key, value in node.items():
+            if key in SCOPE_FIELDS:
+                found.append((_loc((*path, key)), key, value))
+            elif key == "AND" and isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    visit(item, (*path, key, index), depth + 1)
+
+    visit(spec, (), 1)
     return found
 
 
@@ -960,8 +1029,11 @@ __all__ = [
     "check_metadata_key",
     "compile_sql",
     "evaluate",
+    "find_lone_surrogate",
+    "lone_surrogate_problem",
     "parse_filter",
     "register_sql_functions",
     "require_scope",
     "scope_ids",
+    "scope_pins",
 ]

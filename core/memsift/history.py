@@ -1,10 +1,23 @@
-"""The change history of memories: ADD, UPDATE and DELETE events in SQLite."""
+"""The change history of memories: ADD, UPDATE and DELETE events in SQLite.
+
+The history is its own SQLite file (by default ``history.db`` beside the store), so a write to
+it and a write to the vector store cannot share one transaction. ``Memory`` keeps the two in
+step by this rule: the events are written first (:meth:`History.record` returns their ids),
+then the store; if the store write fails the events are taken back (:meth:`History.remove`)
+and the error is raised, and if the history write fails the store is not touched. So a call
+that raises leaves both as they were.
+
+Every SQLite error (a full disk, a locked or malformed file) surfaces as
+:class:`memsift.errors.StoreError` naming the file and carrying SQLite's own message; a write
+that fails is rolled back (when SQLite has not already rolled it back itself).
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -12,6 +25,22 @@ from typing import Any, Literal
 from memsift.errors import StoreError
 
 Event = Literal["ADD", "UPDATE", "DELETE"]
+
+_COLUMNS = (
+    "seq",
+    "memory_id",
+    "event",
+    "old_memory",
+    "new_memory",
+    "created_at",
+    "user_id",
+    "agent_id",
+    "run_id",
+)
+_INSERT = (
+    "INSERT INTO history(memory_id, event, old_memory, new_memory, created_at, "
+    "user_id, agent_id, run_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -27,14 +56,26 @@ class HistoryEvent:
 
 
 class History:
-    """An append-only log of memory changes, one SQLite file (WAL)."""
+    """An append-only log of memory changes, one SQLite file (WAL).
+
+    Raises :class:`StoreError` when the file cannot be opened, is not a history database, or
+    a read or write fails.
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the folder of the history database {self.path}: {exc}"
+            ) from exc
+        try:
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
+        try:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA busy_timeout=10000")
@@ -51,49 +92,99 @@ class History:
                     agent_id TEXT,
                     run_id TEXT
                 );
-                CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id, seq);
                 """
             )
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"cannot open the history database {self.path}: {exc}") from exc
-
-    def record(self, events: Sequence[HistoryEvent]) -> None:
-        if not events:
-            return
-        rows = [
-            (
-                e.memory_id,
-                e.event,
-                e.old_memory,
-                e.new_memory,
-                e.created_at,
-                e.user_id,
-                e.agent_id,
-                e.run_id,
-            )
-            for e in events
-        ]
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT INTO history(memory_id, event, old_memory, new_memory, created_at, "
-                    "user_id, agent_id, run_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
+            columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(history)"))
+            if columns == _COLUMNS:
+                self._conn.execute(
+                    "CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id, seq)"
                 )
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("SELECT seq FROM history ORDER BY seq DESC LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(
+                f"the history database {self.path} cannot be used: {exc}. If the file is "
+                "damaged, move it away (a new history starts) or set history_db_path to "
+                "another file"
+            ) from exc
+        if columns != _COLUMNS:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path} is not a memsift history database: its history table has the "
+                f"columns {list(columns)}, expected {list(_COLUMNS)}; set history_db_path to "
+                "another file"
+            )
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; any SQLite error becomes StoreError."""
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                # SQLite rolls back by itself on some errors (a full disk, for one); a second
+                # ROLLBACK would fail with "no transaction is active" and hide the cause.
+                if conn.in_transaction:
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(
+                        f"cannot {what} the history database {self.path}: {exc}"
+                    ) from exc
                 raise
+
+    def record(self, events: Sequence[HistoryEvent]) -> list[int]:
+        """Append ``events`` in one transaction; returns their ids (for :meth:`remove`).
+
+        Raises :class:`StoreError` (nothing written) when the write fails.
+        """
+        if not events:
+            return []
+        ids: list[int] = []
+        with self._write("write to") as conn:
+            for e in events:
+                cursor = conn.execute(
+                    _INSERT,
+                    (
+                        e.memory_id,
+                        e.event,
+                        e.old_memory,
+                        e.new_memory,
+                        e.created_at,
+                        e.user_id,
+                        e.agent_id,
+                        e.run_id,
+                    ),
+                )
+                assert cursor.lastrowid is not None
+                ids.append(int(cursor.lastrowid))
+        return ids
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Delete the events with these ids (those :meth:`record` returned), in one transaction.
+
+        Used to take back the events of a change whose store write failed. The ids are never
+        reused (``AUTOINCREMENT``), so only those events go. Raises :class:`StoreError`.
+        """
+        if not ids:
+            return
+        with self._write("take events back from") as conn:
+            conn.executemany("DELETE FROM history WHERE seq = ?", [(int(i),) for i in ids])
 
     def get(self, memory_id: str) -> list[dict[str, Any]]:
         """Every event of one memory, oldest first."""
         with self._lock:
-            rows = self._conn.execute(
-                "SELECT seq, memory_id, event, old_memory, new_memory, created_at, user_id, "
-                "agent_id, run_id FROM history WHERE memory_id = ? ORDER BY seq",
-                (memory_id,),
-            ).fetchall()
+            try:
+                rows = self._conn.execute(
+                    "SELECT seq, memory_id, event, old_memory, new_memory, created_at, user_id, "
+                    "agent_id, run_id FROM history WHERE memory_id = ? ORDER BY seq",
+                    (memory_id,),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
         out = []
         for seq, mid, event, old, new, created, user, agent, run in rows:
             item: dict[str, Any] = {
@@ -111,8 +202,9 @@ class History:
         return out
 
     def reset(self) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM history")
+        """Delete every event."""
+        with self._write("clear") as conn:
+            conn.execute("DELETE FROM history")
 
     def close(self) -> None:
         with self._lock:

@@ -1,4 +1,19 @@
-"""``Memory``: the synchronous memory API. It validates arguments and drives the pipeline."""
+"""``Memory``: the synchronous memory API. It validates arguments and drives the pipeline.
+
+Inputs are checked before anything is written: texts, ids and metadata must be valid Unicode
+(a lone surrogate is an :class:`InvalidInputError` naming its position), a memory is at most
+:data:`MAX_MEMORY_CHARS` characters, a scope id or memory id at most
+:data:`memsift.search.MAX_ID_CHARS`, a query at most :data:`memsift.search.MAX_QUERY_CHARS`.
+A scope id is one exact id, never ``"*"`` (:class:`memsift.errors.ScopeError`).
+
+Raised means not stored. The history is a separate SQLite file, so each change is written in
+this order: the history events first, then the vector store. If the history write fails,
+the store is not touched and :class:`memsift.errors.StoreError` is raised; if the store write
+fails, the events just written are removed again and the store's error is raised. So an
+``add``, ``update``, ``delete`` or ``delete_all`` that raises leaves the memories and their
+history as they were, and retrying it cannot duplicate anything. (Should removing the events
+fail too, that is logged, and the history keeps events of a change that did not happen.)
+"""
 
 from __future__ import annotations
 
@@ -8,11 +23,11 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from memsift.config import MemoryConfig, memsift_home
 from memsift.errors import (
@@ -21,7 +36,12 @@ from memsift.errors import (
     MemoryNotFoundError,
     UnknownArgumentError,
 )
-from memsift.filters import Filter, canonical_timestamp
+from memsift.filters import (
+    Filter,
+    canonical_timestamp,
+    find_lone_surrogate,
+    lone_surrogate_problem,
+)
 from memsift.filters import check_metadata as validate_metadata
 from memsift.history import History, HistoryEvent
 from memsift.interfaces import (
@@ -39,13 +59,17 @@ from memsift.search import (
     RerankStage,
     SearchEvent,
     assemble,
+    check_id_text,
     check_query,
+    check_scope_id,
     check_threshold,
     check_top_k,
     scoped_filter,
 )
 
 log = logging.getLogger("memsift")
+
+T = TypeVar("T")
 
 MAX_MEMORY_CHARS = 100_000
 MAX_BATCH = 10_000
@@ -82,17 +106,28 @@ def memory_hash(text: str) -> str:
 
 
 def check_text(text: Any, what: str = "memory") -> str:
+    """A memory's text: a non-empty string, valid Unicode, no NUL, at most MAX_MEMORY_CHARS."""
     if not isinstance(text, str):
         raise InvalidInputError(f"{what} must be a string, got {type(text).__name__}")
-    if not text.strip():
-        raise InvalidInputError(f"{what} must not be empty")
-    if "\x00" in text:
-        raise InvalidInputError(f"{what} must not contain NUL characters")
     if len(text) > MAX_MEMORY_CHARS:
         raise InvalidInputError(
             f"{what} is {len(text)} characters long; the limit is {MAX_MEMORY_CHARS}"
         )
+    if not text.strip():
+        raise InvalidInputError(f"{what} must not be empty")
+    if "\x00" in text:
+        raise InvalidInputError(f"{what} must not contain NUL characters")
+    problem = lone_surrogate_problem(what, text)
+    if problem is not None:
+        raise InvalidInputError(problem)
     return text
+
+
+def check_memory_id(memory_id: Any) -> str:
+    """A memory id as a caller gives it: a non-empty string of at most MAX_ID_CHARS."""
+    if not isinstance(memory_id, str) or not memory_id:
+        raise InvalidInputError("memory_id must be a non-empty string")
+    return check_id_text(memory_id, "memory_id")
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
@@ -138,13 +173,12 @@ def normalize_messages(messages: Any) -> list[tuple[str, str]]:
 
 
 def check_scope(user_id: Any, agent_id: Any, run_id: Any) -> dict[str, str]:
+    """The scope of an add(): exact ids (see :func:`memsift.search.check_scope_id`)."""
     scope: dict[str, str] = {}
     for key, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
         if value is None:
             continue
-        if not isinstance(value, str) or not value.strip() or "\x00" in value:
-            raise InvalidInputError(f"{key} must be a non-empty string without NUL characters")
-        scope[key] = value
+        scope[key] = check_scope_id(value, key)
     if not scope:
         raise InvalidInputError("add() needs at least one of user_id, agent_id or run_id")
     return scope
@@ -167,7 +201,8 @@ def parse_facts(raw: str) -> list[str]:
     out = []
     for fact in facts:
         fact = fact.strip()
-        if fact and len(fact) <= 2000 and fact not in seen:
+        valid = "\x00" not in fact and find_lone_surrogate(fact) is None
+        if fact and len(fact) <= 2000 and valid and fact not in seen:
             seen.add(fact)
             out.append(fact)
     return out
@@ -340,6 +375,28 @@ class MemoryCore:
             for r in records
         ]
 
+    def _record_then(self, events: Sequence[HistoryEvent], write: Callable[[], T]) -> T:
+        """Record ``events``, then run the store ``write``; take the events back if it fails.
+
+        A history failure raises StoreError before the store is touched.
+        """
+        ids = self.history_db.record(events)
+        try:
+            return write()
+        except Exception:
+            self._take_back(ids)
+            raise
+
+    def _take_back(self, ids: Sequence[int]) -> None:
+        try:
+            self.history_db.remove(ids)
+        except Exception:
+            log.exception(
+                "the store write failed and its %d history event(s) could not be removed; "
+                "the history now lists a change that did not happen",
+                len(ids),
+            )
+
     @staticmethod
     def _scope_filter(scope: Mapping[str, str]) -> Filter:
         return scoped_filter(None, what="add", **_scope_kwargs(scope))
@@ -424,8 +481,7 @@ class MemoryCore:
     def _updated_record(
         self, memory_id: Any, data: Any, metadata: Any
     ) -> tuple[MemoryRecord, MemoryRecord]:
-        if not isinstance(memory_id, str) or not memory_id:
-            raise InvalidInputError("memory_id must be a non-empty string")
+        memory_id = check_memory_id(memory_id)
         text = check_text(data, "data")
         meta = check_metadata(metadata) if metadata is not None else None
         old = self.vector_store.get(memory_id)
@@ -447,8 +503,7 @@ class MemoryCore:
     # ------------------------------------------------------------------ shared sync work
 
     def _get(self, memory_id: Any) -> dict[str, Any]:
-        if not isinstance(memory_id, str) or not memory_id:
-            raise InvalidInputError("memory_id must be a non-empty string")
+        memory_id = check_memory_id(memory_id)
         record = self.vector_store.get(memory_id)
         if record is None:
             raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
@@ -467,31 +522,25 @@ class MemoryCore:
     def _update(self, memory_id: Any, data: Any, metadata: Any) -> dict[str, Any]:
         old, new = self._updated_record(memory_id, data, metadata)
         vector = None if new.hash == old.hash else self.embedder.embed([new.memory])[0]
-        self.vector_store.update(new, vector)
-        self.history_db.record(
-            [
-                HistoryEvent(
-                    memory_id=new.id,
-                    event="UPDATE",
-                    old_memory=old.memory,
-                    new_memory=new.memory,
-                    created_at=new.updated_at,
-                    user_id=new.user_id,
-                    agent_id=new.agent_id,
-                    run_id=new.run_id,
-                )
-            ]
+        event = HistoryEvent(
+            memory_id=new.id,
+            event="UPDATE",
+            old_memory=old.memory,
+            new_memory=new.memory,
+            created_at=new.updated_at,
+            user_id=new.user_id,
+            agent_id=new.agent_id,
+            run_id=new.run_id,
         )
+        self._record_then([event], lambda: self.vector_store.update(new, vector))
         return {"id": new.id, "memory": new.memory, "event": "UPDATE"}
 
     def _delete(self, memory_id: Any) -> dict[str, Any]:
-        if not isinstance(memory_id, str) or not memory_id:
-            raise InvalidInputError("memory_id must be a non-empty string")
+        memory_id = check_memory_id(memory_id)
         record = self.vector_store.get(memory_id)
         if record is None:
             raise MemoryNotFoundError(f"no memory with id {memory_id!r}")
-        self.vector_store.delete([memory_id])
-        self.history_db.record([_delete_event(record)])
+        self._record_then([_delete_event(record)], lambda: self.vector_store.delete([memory_id]))
         return {"id": memory_id, "event": "DELETE"}
 
     def _delete_all(self, filters: Any, user_id: Any, agent_id: Any, run_id: Any) -> dict[str, Any]:
@@ -499,13 +548,13 @@ class MemoryCore:
             filters, user_id=user_id, agent_id=agent_id, run_id=run_id, what="delete_all"
         )
         records = self.vector_store.list_records(filters=parsed, limit=10_000_000)
-        deleted = self.vector_store.delete([r.id for r in records])
-        self.history_db.record([_delete_event(r) for r in records])
+        ids = [r.id for r in records]
+        events = [_delete_event(r) for r in records]
+        deleted = self._record_then(events, lambda: self.vector_store.delete(ids))
         return {"deleted": deleted, "message": f"deleted {deleted} memories"}
 
     def _history(self, memory_id: Any) -> list[dict[str, Any]]:
-        if not isinstance(memory_id, str) or not memory_id:
-            raise InvalidInputError("memory_id must be a non-empty string")
+        memory_id = check_memory_id(memory_id)
         return self.history_db.get(memory_id)
 
     def _reset(self) -> None:
@@ -577,8 +626,10 @@ class Memory(MemoryCore):
         if not texts:
             return {"results": []}
         records = self._new_records(texts, plan.scope, plan.metadata)
-        self.vector_store.insert(records, self.embedder.embed(texts, purpose="document"))
-        self.history_db.record(self._add_events(records))
+        vectors = self.embedder.embed(texts, purpose="document")
+        self._record_then(
+            self._add_events(records), lambda: self.vector_store.insert(records, vectors)
+        )
         return added_response(records)
 
     # ------------------------------------------------------------------ search

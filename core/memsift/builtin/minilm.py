@@ -19,7 +19,15 @@ Where the model files come from (see :func:`resolve_model_files`), first match w
 
 Truncation rule: a text is cut to ``max_length`` tokens *including* the ``[CLS]`` and
 ``[SEP]`` special tokens, so at most ``max_length - 2`` word pieces of it count; anything
-after them does not change its vector.
+after them does not change its vector. Before tokenising, a text is first cut to
+``max_length * CHARS_PER_TOKEN`` characters (16 per token: 4,096 characters at the default
+256 tokens), so a very long text costs no more than that to tokenise. A word piece covers at
+least one character and ordinary text needs about four to six per piece, so this cut keeps
+every piece that counts and does not change the vector; only text made of very long words
+or long runs of whitespace can reach the character cut before the token limit.
+
+Texts must be valid Unicode: one holding a lone surrogate is an ``InvalidInputError``
+naming the text and the position (the tokenizer cannot read it).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ import numpy.typing as npt
 from pydantic import Field
 
 from memsift.errors import InvalidInputError, ModelNotFoundError
+from memsift.filters import lone_surrogate_problem
 from memsift.hookspecs import hookimpl
 from memsift.interfaces import Embedder, EmbedderConfig, FloatArray, check_embed_input
 
@@ -48,6 +57,8 @@ if TYPE_CHECKING:
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_DIMS = 384
+#: A text is cut to ``max_length * CHARS_PER_TOKEN`` characters before it is tokenised.
+CHARS_PER_TOKEN = 16
 
 #: The environment variable that, set to 0/false/no/off, makes the resolver skip the pack.
 OFFLINE_PACK_ENV = "MEMSIFT_OFFLINE_PACK"
@@ -360,12 +371,19 @@ class MiniLMEmbedder(Embedder):
         """Embed ``texts``: float32 array ``(len(texts), 384)``, each row of L2 norm 1.
 
         Empty strings are allowed (embedded as ``[CLS] [SEP]``); texts longer than
-        ``max_length`` tokens are truncated. Raises InvalidInputError for a non-sequence,
-        a bare string, or a non-string element.
+        ``max_length`` tokens are truncated (see the module's truncation rule). Raises
+        InvalidInputError for a non-sequence, a bare string, a non-string element, or a text
+        holding a lone surrogate.
         """
         items = check_embed_input(texts)
         if purpose not in ("document", "query"):
             raise InvalidInputError(f"purpose must be 'document' or 'query', got {purpose!r}")
+        for i, text in enumerate(items):
+            problem = lone_surrogate_problem(f"texts[{i}]", text)
+            if problem is not None:
+                raise InvalidInputError(problem)
+        limit = self.config.max_length * CHARS_PER_TOKEN
+        items = [t[:limit] for t in items]
         loaded = self._load()
         out = np.empty((len(items), loaded.dims), dtype=np.float32)
         if not items:
@@ -417,6 +435,7 @@ def register_embedders(registry: ProviderRegistrar) -> None:
 
 
 __all__ = [
+    "CHARS_PER_TOKEN",
     "DEFAULT_DIMS",
     "MODEL_NAME",
     "OFFLINE_PACK_ENV",
