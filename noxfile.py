@@ -1,13 +1,26 @@
 """Every task of the project: tests per package, lint, typecheck, demo, bench.
 
-``nox`` runs the default sessions: the core tests, one test session per plugin package
-(discovered from ``plugins/*/pyproject.toml``), lint and typecheck. Each session installs
-what it needs into its own virtualenv.
+``nox`` runs the default sessions:
+
+- ``tests-3.10``, ``tests-3.11``, ``tests-3.13``: the core's tests on the oldest, the main
+  and the newest Python the project supports;
+- ``plugin-<name>``: one per plugin package (discovered from ``plugins/*/pyproject.toml``),
+  its tests against the core of this tree, then ``mypy --strict`` on the plugin's package;
+- ``plugin-<name>-lowest``: the plugin's tests against exactly the lowest core version it
+  declares (``memsift>=X.Y.Z``), built as a wheel from the tree of that release;
+- ``lint`` (ruff) and ``typecheck`` (mypy --strict on the core).
+
+Each session installs what it needs into its own virtualenv. Interpreters installed through
+pyenv are found even when they are not on ``PATH``.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nox
@@ -20,19 +33,93 @@ else:  # pragma: no cover
 ROOT = Path(__file__).parent
 PLUGINS = sorted(p.parent.name for p in ROOT.glob("plugins/*/pyproject.toml"))
 TEST_PLUGIN = "tests/plugin_fixtures/memsift-testplugin"
+PYTHONS = ["3.10", "3.11", "3.13"]
 
-nox.options.sessions = ["tests", *[f"plugin-{p}" for p in PLUGINS], "lint", "typecheck"]
+
+def _find_pyenv_interpreters() -> None:
+    """Put pyenv's version directories at the end of PATH, so nox finds python3.X."""
+    versions = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    extra = [str(d / "bin") for d in sorted(versions.glob("3.*")) if (d / "bin").is_dir()]
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    os.environ["PATH"] = os.pathsep.join([*path, *(d for d in extra if d not in path)])
+
+
+_find_pyenv_interpreters()
+
+nox.options.sessions = [
+    *[f"tests-{v}" for v in PYTHONS],
+    *[f"plugin-{p}" for p in PLUGINS],
+    *[f"plugin-{p}-lowest" for p in PLUGINS],
+    "lint",
+    "typecheck",
+]
 nox.options.reuse_existing_virtualenvs = True
+
+
+def _pyproject(directory: Path) -> dict[str, object]:
+    data: dict[str, object] = tomllib.loads((directory / "pyproject.toml").read_text())
+    return data
+
+
+def _tool(directory: Path) -> dict[str, object]:
+    tool = _pyproject(directory).get("tool", {})
+    assert isinstance(tool, dict)
+    memsift = tool.get("memsift", {})
+    assert isinstance(memsift, dict)
+    return memsift
 
 
 def _preinstall(plugin_dir: Path) -> list[str]:
     """Packages a plugin needs installed first (e.g. the CPU build of torch)."""
-    data = tomllib.loads((plugin_dir / "pyproject.toml").read_text())
-    nox_cfg = data.get("tool", {}).get("memsift", {}).get("nox", {})
+    nox_cfg = _tool(plugin_dir).get("nox", {})
+    assert isinstance(nox_cfg, dict)
     return list(nox_cfg.get("preinstall", []))
 
 
-@nox.session
+def core_version() -> str:
+    project = _pyproject(ROOT)["project"]
+    assert isinstance(project, dict)
+    return str(project["version"])
+
+
+def lowest_core(plugin_dir: Path) -> str:
+    """The lowest memsift version a plugin declares: the X.Y.Z of its ``memsift>=X.Y.Z``."""
+    project = _pyproject(plugin_dir)["project"]
+    assert isinstance(project, dict)
+    for requirement in project.get("dependencies", []):
+        match = re.fullmatch(r"memsift\s*>=\s*([0-9][0-9.]*)(\s*,.*)?", requirement.strip())
+        if match:
+            return match.group(1)
+    raise ValueError(f"{plugin_dir.name}: no 'memsift>=X.Y.Z' dependency in pyproject.toml")
+
+
+def release_tree(version: str, workdir: Path) -> Path:
+    """A source tree of the core at ``version``: this tree, or a released commit's.
+
+    Released versions are listed in ``[tool.memsift.releases]`` of the root pyproject.toml
+    (version = commit); a version neither current nor listed is an error.
+    """
+    if version == core_version():
+        return ROOT
+    releases = _tool(ROOT).get("releases", {})
+    assert isinstance(releases, dict)
+    if version not in releases:
+        raise ValueError(
+            f"memsift {version} is neither this tree's version ({core_version()}) nor listed "
+            "in [tool.memsift.releases] of pyproject.toml"
+        )
+    target = workdir / f"memsift-{version}"
+    target.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", str(releases[version])],
+        check=True,
+        capture_output=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+@nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
     """The core's tests (with the offline model pack and a test-only plugin installed)."""
     session.install("-e", ".[offline,test]")
@@ -40,18 +127,49 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *(session.posargs or ["-q", "tests"]))
 
 
+def _install_plugin(session: nox.Session, name: str) -> None:
+    pre = _preinstall(ROOT / "plugins" / name)
+    if pre:
+        session.install(*pre)
+
+
 def _plugin_session(name: str) -> None:
+    package = "memsift_" + name.replace("-", "_")
+
     @nox.session(name=f"plugin-{name}")
     def plugin(session: nox.Session) -> None:
-        plugin_dir = ROOT / "plugins" / name
-        pre = _preinstall(plugin_dir)
-        if pre:
-            session.install(*pre)
+        _install_plugin(session, name)
         session.install("-e", ".[offline,test]")
         session.install("-e", f"plugins/{name}[test]")
         session.run("pytest", *(session.posargs or ["-q", f"plugins/{name}/tests"]))
+        if not session.posargs:
+            session.install("mypy>=1.10")
+            session.run("mypy", "--strict", f"plugins/{name}/{package}")
 
-    plugin.__doc__ = f"Tests of the plugin package plugins/{name}."
+    plugin.__doc__ = f"Tests of plugins/{name} against this tree's core, then mypy --strict."
+
+    @nox.session(name=f"plugin-{name}-lowest")
+    def lowest(session: nox.Session) -> None:
+        version = lowest_core(ROOT / "plugins" / name)
+        _install_plugin(session, name)
+        with tempfile.TemporaryDirectory() as tmp:
+            tree = release_tree(version, Path(tmp))
+            wheels = Path(tmp) / "wheels"
+            session.run(
+                "python", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(tree)
+            )
+            (wheel,) = wheels.glob("memsift-*.whl")
+            session.install(f"memsift[offline,test] @ {wheel.as_uri()}")
+        session.install(f"plugins/{name}[test]")
+        session.run(
+            "python",
+            "-c",
+            "import importlib.metadata as m, sys; v = m.version('memsift'); "
+            f"print('memsift', v); sys.exit(v != {version!r})",
+        )
+        session.run("pytest", *(session.posargs or ["-q", f"plugins/{name}/tests"]))
+
+    lowest.__doc__ = f"Tests of plugins/{name} against the lowest core version it declares."
 
 
 for _name in PLUGINS:
@@ -68,7 +186,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the core."""
+    """mypy --strict on the core (each plugin is checked in its own plugin session)."""
     session.install("-e", ".[test]", "mypy>=1.10")
     session.run("mypy")
 
