@@ -1,5 +1,6 @@
 """``memsift plugins [--json] [--all]``: installed plugin distributions, their versions and
-the providers each registers; built-ins with ``--all``; blocked and failed plugins shown.
+the providers each registers; built-ins with ``--all``; blocked and failed plugins and
+provider-name conflicts shown; plugin-provided text printed as text, never as markup.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import os
 import subprocess
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,16 @@ from click.testing import CliRunner, Result
 import memsift
 from memsift import plugins, registry
 from memsift.cli import main
+from memsift.errors import ProviderNotFoundError
+from memsift.interfaces import Reranker, RerankerConfig, check_rerank_input
 from memsift.registry import ProviderRegistrar
+from memsift.testing import registered
 
 TESTPLUGIN = "memsift-testplugin"
 TESTPLUGIN_MODULE = "memsift_testplugin"
 FAIL_IMPORT_ENV = "MEMSIFT_TESTPLUGIN_FAIL_IMPORT"
-ROW_KEYS = {"name", "version", "builtin", "loaded", "blocked", "error", "providers"}
+ROW_KEYS = {"name", "version", "builtin", "entry_point", "loaded", "blocked", "error", "providers"}
+PROVIDER_KEYS = {"kind", "name", "description", "conflicts_with"}
 BUILTINS = {
     "memsift.builtin.faiss_store": ("vector_store", "faiss"),
     "memsift.builtin.minilm": ("embedder", "minilm"),
@@ -79,8 +84,10 @@ def test_json_lists_the_test_plugin_with_its_providers() -> None:
     assert row["blocked"] is False
     assert row["error"] is None
     assert providers_of(row) >= TESTPLUGIN_PROVIDERS
+    assert row["entry_point"] == "testplugin"
     for provider in row["providers"]:
-        assert set(provider) >= {"kind", "name", "description"}
+        assert set(provider) == PROVIDER_KEYS
+        assert provider["conflicts_with"] == []
         assert provider["kind"] in {"embedder", "reranker", "vector_store", "llm"}
         assert isinstance(provider["description"], str)
     scripted = next(p for p in row["providers"] if p["name"] == "scripted")
@@ -99,6 +106,7 @@ def test_json_all_lists_the_builtins() -> None:
         row = rows[module]
         assert set(row) == ROW_KEYS
         assert row["builtin"] is True
+        assert row["entry_point"] is None
         assert row["loaded"] is True
         assert provider in providers_of(row)
     assert TESTPLUGIN in rows
@@ -252,3 +260,127 @@ def test_console_script_shows_blocked_plugin() -> None:
     (row,) = [row for row in json.loads(result.stdout) if row["name"] == TESTPLUGIN]
     assert row["blocked"] is True
     assert row["providers"] == []
+
+
+# --------------------------------------------------------------------------- conflicts
+
+
+@pytest.fixture
+def wide_console() -> Iterator[None]:
+    """Print tables 200 columns wide, so that no cell is wrapped."""
+    from memsift import cli
+
+    saved = cli.console._width
+    cli.console.width = 200
+    yield
+    cli.console._width = saved
+
+
+class Same(Reranker):
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        return [0.5] * len(check_rerank_input(query, documents))
+
+
+def _claims(provider: str) -> object:
+    class Claim:
+        @memsift.hookimpl
+        def register_rerankers(self, registry: ProviderRegistrar) -> None:
+            registry.register(provider, Same, RerankerConfig, description="a rival")
+
+    return Claim()
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_conflict_is_listed_under_both_plugins_and_exits_0() -> None:
+    with registered(_claims("scripted"), name="memsift-rival"):
+        rows = json_rows()
+        ours = next(p for p in rows[TESTPLUGIN]["providers"] if p["name"] == "scripted")
+        theirs = next(p for p in rows["memsift-rival"]["providers"] if p["name"] == "scripted")
+        assert ours["conflicts_with"] == ["memsift-rival"]
+        assert theirs["conflicts_with"] == [TESTPLUGIN]
+        assert rows[TESTPLUGIN]["loaded"] and rows["memsift-rival"]["loaded"]
+
+        out = invoke().stdout
+    assert "reranker: scripted (conflict: also memsift-rival)" in out
+    assert f"reranker: scripted (conflict: also {TESTPLUGIN})" in out
+    assert (
+        "conflict: reranker 'scripted' is registered by two plugins: "
+        f"{TESTPLUGIN} (entry point testplugin) and memsift-rival (registered in-process); "
+        "uninstall one or restrict MEMSIFT_LOAD_PLUGINS"
+    ) in out
+
+
+def test_search_naming_a_conflicting_reranker_fails_cleanly() -> None:
+    with registered(_claims("scripted"), name="memsift-rival"):
+        result = CliRunner().invoke(
+            main, ["search", "q", "--user-id", "u", "--reranker", "scripted"]
+        )
+    assert result.exit_code == 2, result.output
+    assert "reranker 'scripted' is registered by two plugins" in result.output
+    assert "Traceback" not in result.output
+
+
+# --------------------------------------------------------------------------- text, not markup
+
+REGEX = r"^[a-z][a-z0-9_\-]{0,63}$"
+
+
+def test_errors_are_printed_as_text_not_markup() -> None:
+    """A message holding ``[...]`` (a regex, a list) is printed exactly as it is."""
+    result = CliRunner().invoke(
+        main, ["search", "q", "--user-id", "u", "--reranker", "no[bold]such[/bold]"]
+    )
+    assert result.exit_code == 2
+    assert "reranker 'no[bold]such[/bold]' is not installed" in result.output
+
+
+def test_error_printer_keeps_brackets(capsys: pytest.CaptureFixture[str]) -> None:
+    from memsift.cli import _fail
+
+    with pytest.raises(SystemExit) as caught:
+        _fail(ProviderNotFoundError(f"the name must match {REGEX} [red]ok[/red]"))
+    assert caught.value.code == 2
+    out = capsys.readouterr().out
+    assert f"error: the name must match {REGEX} [red]ok[/red]" in out
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_table_prints_plugin_names_and_descriptions_as_text() -> None:
+    class Loud:
+        @memsift.hookimpl
+        def register_rerankers(self, registry: ProviderRegistrar) -> None:
+            registry.register("loud", Same, RerankerConfig, description=f"[red]matches {REGEX}")
+
+    with registered(Loud(), name="memsift-[bold]loud"):
+        out = invoke().stdout
+    assert "memsift-[bold]loud" in out
+    assert f"[red]matches {REGEX}" in out
+
+
+def test_table_notes_an_allow_list_typo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(plugins.LOAD_PLUGINS_ENV, f"{TESTPLUGIN},memsift-cohre")
+    plugins.reload_plugins()
+    with pytest.warns(plugins.PluginLoadWarning, match="'memsift-cohre'"):
+        out = invoke().stdout
+    assert "MEMSIFT_LOAD_PLUGINS names 'memsift-cohre', which is not an installed" in out
+    assert "scripted" in out
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_table_shows_a_plugin_with_a_wrong_hook_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    def register_rerankers(reg: ProviderRegistrar) -> None:
+        raise AssertionError("never called")
+
+    module = types.ModuleType("memsift_wrongsig")
+    module.register_rerankers = memsift.hookimpl(register_rerankers)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    real = importlib.metadata.entry_points
+    fake = importlib.metadata.EntryPoint(name="wrongsig", value="memsift_wrongsig", group="memsift")
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: [*real(**kw), fake])
+    plugins.reload_plugins()
+
+    with pytest.warns(plugins.PluginLoadWarning, match=r"wrongsig \(entry point wrongsig\)"):
+        result = invoke()
+    assert "wrongsig" in result.stdout and "failed" in result.stdout
+    assert "PluginValidationError" in result.stdout
+    assert "reranker: scripted" in result.stdout

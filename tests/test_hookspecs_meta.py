@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,8 @@ from typing import Any
 import pytest
 
 import memsift
-from memsift import hookspecs, plugins
-from memsift.interfaces import PROVIDER_KINDS
+from memsift import hookspecs, plugins, registry
+from memsift.interfaces import PROVIDER_KINDS, ProviderConfig
 
 TESTS_DIR = Path(__file__).parent
 REPO_ROOT = TESTS_DIR.parent
@@ -144,6 +146,70 @@ def test_every_hook_is_known_to_the_plugin_manager(hook: str) -> None:
     assert caller.spec.argnames == tuple(inspect.signature(HOOKSPECS[hook]).parameters)
 
 
+def test_the_kind_table_matches_the_register_hooks() -> None:
+    """registry.KINDS is the one table of provider kinds: one register hook per kind, whose
+    registrar is typed with the kind's base class."""
+    register_hooks = {name for name in HOOK_NAMES if name.startswith("register_")}
+    assert {spec.hook for spec in registry.KINDS.values()} == register_hooks
+    assert set(registry.KINDS) == set(PROVIDER_KINDS)
+    for kind, spec in registry.KINDS.items():
+        assert spec.kind == kind
+        assert registry.KIND_LABEL[kind] == spec.label
+        assert issubclass(spec.config_base, ProviderConfig)
+        assert getattr(memsift, spec.base.__name__) is spec.base
+        assert getattr(memsift, spec.config_base.__name__) is spec.config_base
+        annotation = HOOKSPECS[spec.hook].__annotations__["registry"]
+        assert annotation == f"ProviderRegistrar[{spec.base.__name__}]"
+
+
+WRONG_KIND = """
+from memsift import ProviderRegistrar, Reranker, RerankerConfig, hookimpl
+from memsift.builtin.bm25 import BM25Reranker
+from memsift.builtin.minilm import MiniLMEmbedder
+
+
+@hookimpl
+def register_rerankers(registry: ProviderRegistrar[Reranker]) -> None:
+    registry.register("x", MiniLMEmbedder, RerankerConfig)
+    registry.register("y", BM25Reranker, dict)
+    registry.register("ok", BM25Reranker, RerankerConfig)
+
+
+@hookimpl
+def register_embedders(registry: ProviderRegistrar) -> None:  # unparametrised: accepted
+    registry.register("z", BM25Reranker, RerankerConfig)
+"""
+
+
+def test_the_registrar_type_catches_a_provider_of_the_wrong_kind(tmp_path: Path) -> None:
+    pytest.importorskip("mypy")
+    plugin = tmp_path / "wrong_kind.py"
+    plugin.write_text(WRONG_KIND)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--follow-imports=silent",
+            "--no-error-summary",
+            f"--cache-dir={tmp_path / 'cache'}",
+            str(plugin),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=tmp_path,
+    )
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, result.stdout + result.stderr
+    assert 'wrong_kind.py:9: error: Argument 2 to "register"' in errors[0]
+    assert '"type[MiniLMEmbedder]"; expected "type[Reranker]"' in errors[0]
+    assert 'wrong_kind.py:10: error: Argument 3 to "register"' in errors[1]
+    assert 'expected "type[ProviderConfig]"' in errors[1]
+
+
 def test_installed_plugins_implement_only_known_hooks() -> None:
     """A misspelt hook name in a built-in or the test plugin would silently do nothing."""
     memsift.registry.get_registry()
@@ -155,7 +221,14 @@ def test_installed_plugins_implement_only_known_hooks() -> None:
 
 @pytest.mark.parametrize(
     "module_name",
-    ["memsift", "memsift.errors", "memsift.config", "memsift.interfaces", "memsift.testing"],
+    [
+        "memsift",
+        "memsift.errors",
+        "memsift.config",
+        "memsift.interfaces",
+        "memsift.testing",
+        "memsift.builtin",
+    ],
 )
 def test_every_public_name_exists(module_name: str) -> None:
     module = importlib.import_module(module_name)

@@ -1,44 +1,86 @@
 """Typed lookups of providers. Every hook call sits behind this module and is validated here.
 
-pluggy returns ``Any``; the functions here are the only place the core calls the
-``register_*`` hooks, and they check what each plugin hands over: a name, a subclass of
-the right base class, and a pydantic config model that forbids unknown keys.
+One table, :data:`KINDS`, says what each provider kind is: its name, the base class its
+providers subclass, the base class of their config models, and the hook that registers
+them. The functions here are the only place the core calls the ``register_*`` hooks; they
+check what each plugin hands over (a name, a subclass of the kind's base class, a config
+model subclassing the kind's config base and forbidding unknown keys) and skip, with a
+:class:`~memsift.plugins.PluginLoadWarning`, a plugin whose hook raises or registers
+something invalid.
+
+Two plugins registering the same provider name is not an error until something asks for
+that name: :func:`get_provider` (and so a config naming it) then raises
+:class:`ProviderConflictError` naming both plugins; every other provider works.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, cast
 
 from pydantic import BaseModel
+from typing_extensions import TypeVar
 
-from memsift.errors import PluginError, ProviderNotFoundError
-from memsift.interfaces import LLM, Embedder, ProviderKind, Reranker, VectorStore
+from memsift import plugins as _plugins
+from memsift.errors import ConfigError, PluginError, ProviderNotFoundError
+from memsift.interfaces import (
+    LLM,
+    Embedder,
+    EmbedderConfig,
+    LLMConfig,
+    ProviderConfig,
+    ProviderKind,
+    Reranker,
+    RerankerConfig,
+    VectorStore,
+    VectorStoreConfig,
+)
+from memsift.plugins import LOAD_PLUGINS_ENV, PluginInfo, normalize_dist_name
 
-_BASES: dict[ProviderKind, type] = {
-    "embedder": Embedder,
-    "reranker": Reranker,
-    "vector_store": VectorStore,
-    "llm": LLM,
-}
-_HOOKS: dict[ProviderKind, str] = {
-    "embedder": "register_embedders",
-    "reranker": "register_rerankers",
-    "vector_store": "register_vector_stores",
-    "llm": "register_llms",
-}
-KIND_LABEL: dict[ProviderKind, str] = {
-    "embedder": "embedder",
-    "reranker": "reranker",
-    "vector_store": "vector store",
-    "llm": "llm",
-}
+#: The provider class a registrar or spec is about (``Reranker`` for rerankers, ...).
+T = TypeVar("T", default=Any)
 
-#: Providers shipped as separate distributions, so errors can say what to install.
+
+class ProviderConflictError(PluginError, ConfigError):
+    """Two or more plugins register the provider a config asks for.
+
+    Raised only when that name is looked up (so configs that do not use it keep working);
+    the message names every plugin that registers it. It is a :class:`PluginError` (the
+    installed plugins clash) and a :class:`ConfigError` (the config cannot be resolved),
+    so code catching either sees it.
+    """
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """One provider kind: its name, label, base classes and registration hook."""
+
+    kind: ProviderKind
+    label: str
+    base: type[Any]
+    config_base: type[ProviderConfig]
+    hook: str
+
+
+#: The provider kinds, in the order their hooks are called.
+KINDS: dict[ProviderKind, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        KindSpec("embedder", "embedder", Embedder, EmbedderConfig, "register_embedders"),
+        KindSpec("reranker", "reranker", Reranker, RerankerConfig, "register_rerankers"),
+        KindSpec(
+            "vector_store", "vector store", VectorStore, VectorStoreConfig, "register_vector_stores"
+        ),
+        KindSpec("llm", "llm", LLM, LLMConfig, "register_llms"),
+    )
+}
+KIND_LABEL: dict[ProviderKind, str] = {kind: spec.label for kind, spec in KINDS.items()}
+
+#: Providers shipped as separate distributions (in plugins/ or planned, DESIGN section 1),
+#: so that an unknown-provider error can say what to install.
 KNOWN_DISTRIBUTIONS: dict[tuple[ProviderKind, str], str] = {
     ("reranker", "cohere"): "memsift-cohere",
     ("reranker", "zero_entropy"): "memsift-zeroentropy",
@@ -47,6 +89,7 @@ KNOWN_DISTRIBUTIONS: dict[tuple[ProviderKind, str], str] = {
     ("reranker", "huggingface"): "memsift-huggingface",
     ("llm", "openai"): "memsift-openai",
     ("embedder", "openai"): "memsift-openai",
+    ("llm", "anthropic"): "memsift-anthropic",
     ("reranker", "llm_reranker"): "memsift-llm",
     ("vector_store", "qdrant"): "memsift-qdrant",
 }
@@ -55,51 +98,70 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
 @dataclass(frozen=True)
-class ProviderSpec:
+class ProviderSpec(Generic[T]):
     """One registered provider: its kind, name, class, config model and owning plugin."""
 
     kind: ProviderKind
     name: str
-    factory: type[Any]
+    factory: type[T]
     config_model: type[BaseModel]
     description: str
     plugin: str
+    #: How messages name the owning plugin (``memsift-a (entry point a)``).
+    origin: str = ""
 
-    def build(self, config: BaseModel) -> Any:
+    def build(self, config: BaseModel) -> T:
         """Instantiate the provider with an already validated config."""
-        return self.factory(config)
+        factory: Any = self.factory
+        built: T = factory(config)
+        return built
 
 
-class ProviderRegistrar:
-    """Handed to a ``register_*`` hook; the plugin calls :meth:`register` on it."""
+class ProviderRegistrar(Generic[T]):
+    """Handed to a ``register_*`` hook; the plugin calls :meth:`register` on it.
+
+    Annotate the hook's argument with the kind (``ProviderRegistrar[Reranker]`` in
+    ``register_rerankers``) and a type checker refuses a provider of another kind.
+    """
 
     def __init__(
-        self, kind: ProviderKind, plugin: str, sink: Callable[[ProviderSpec], None]
+        self,
+        kind: ProviderKind,
+        plugin: str,
+        sink: Callable[[ProviderSpec[Any]], None],
+        *,
+        origin: str | None = None,
     ) -> None:
         self.kind = kind
         self.plugin = plugin
+        self.origin = origin or plugin
         self._sink = sink
 
     def register(
         self,
         name: str,
-        provider: type[Any],
-        config: type[BaseModel],
+        factory: type[T],
+        config: type[ProviderConfig],
         *,
         description: str = "",
     ) -> None:
-        """Register ``provider`` (a class) under ``name`` with its pydantic ``config`` model."""
-        label = KIND_LABEL[self.kind]
-        where = f"plugin {self.plugin!r} registering {label} {name!r}"
+        """Register ``factory`` (a provider class) under ``name`` with its ``config`` model.
+
+        ``config`` subclasses the kind's config base (``memsift.RerankerConfig`` for a
+        reranker, ...). ``description``'s first line is shown by ``memsift plugins``.
+        Raises :class:`~memsift.PluginError` for an invalid registration (the host then
+        skips the plugin with a warning).
+        """
+        kind = KINDS[self.kind]
+        where = f"plugin {self.plugin!r} registering {kind.label} {name!r}"
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise PluginError(
                 f"{where}: the name must match {_NAME_RE.pattern} (lowercase, digits, _ or -)"
             )
-        base = _BASES[self.kind]
-        if not isinstance(provider, type) or not issubclass(provider, base):
+        if not isinstance(factory, type) or not issubclass(factory, kind.base):
             raise PluginError(
-                f"{where}: the provider must be a subclass of memsift.{base.__name__}, "
-                f"got {provider!r}"
+                f"{where}: the provider must be a subclass of memsift.{kind.base.__name__}, "
+                f"got {factory!r}"
             )
         if not isinstance(config, type) or not issubclass(config, BaseModel):
             raise PluginError(f"{where}: the config must be a pydantic model class, got {config!r}")
@@ -108,101 +170,209 @@ class ProviderRegistrar:
                 f"{where}: the config model {config.__name__} must forbid unknown keys "
                 "(model_config extra='forbid'; subclassing memsift.ProviderConfig does it)"
             )
+        if not issubclass(config, kind.config_base):
+            raise PluginError(
+                f"{where}: the config model {config.__name__} must subclass "
+                f"memsift.{kind.config_base.__name__}"
+            )
         if not isinstance(description, str):
             raise PluginError(f"{where}: the description must be a string")
         self._sink(
             ProviderSpec(
                 kind=self.kind,
                 name=name,
-                factory=provider,
+                factory=factory,
                 config_model=config,
                 description=description.strip().splitlines()[0] if description.strip() else "",
                 plugin=self.plugin,
+                origin=self.origin,
             )
         )
 
 
+def _and_join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_COUNTS = {2: "two", 3: "three", 4: "four", 5: "five"}
+
+
+def conflict_message(kind: ProviderKind, name: str, specs: list[ProviderSpec[Any]]) -> str:
+    """What a lookup of a provider name registered by several plugins says."""
+    owners = [s.origin or s.plugin for s in specs]
+    count = _COUNTS.get(len(owners), str(len(owners)))
+    message = f"{KIND_LABEL[kind]} {name!r} is registered by {count} plugins: {_and_join(owners)}"
+    others = [s.origin or s.plugin for s in specs if s.plugin not in _plugins.DEFAULT_PLUGINS]
+    if len(others) < len(owners):
+        return (
+            f"{message}; a built-in provider cannot be replaced: uninstall {_and_join(others)} "
+            f"or leave it out of {LOAD_PLUGINS_ENV}"
+        )
+    return f"{message}; uninstall one or restrict {LOAD_PLUGINS_ENV}"
+
+
 class Registry:
-    """Every registered provider, by kind and name."""
+    """Every registered provider, by kind and name; names registered twice are conflicts."""
 
-    def __init__(self) -> None:
-        self.specs: dict[ProviderKind, dict[str, ProviderSpec]] = {k: {} for k in _BASES}
+    def __init__(
+        self,
+        specs: Iterable[ProviderSpec[Any]] = (),
+        *,
+        plugins: Mapping[str, PluginInfo] | None = None,
+        allow_list: str | None = None,
+    ) -> None:
+        #: The providers that can be looked up (registered by exactly one plugin).
+        self.specs: dict[ProviderKind, dict[str, ProviderSpec[Any]]] = {k: {} for k in KINDS}
+        #: Names registered by several plugins: every registration, in load order.
+        self.conflicts: dict[ProviderKind, dict[str, list[ProviderSpec[Any]]]] = {
+            k: {} for k in KINDS
+        }
+        #: Every registration, in load order (conflicting ones included).
+        self.all_specs: list[ProviderSpec[Any]] = []
+        self._plugins: Mapping[str, PluginInfo] = plugins if plugins is not None else {}
+        self._allow_list = allow_list
+        for spec in specs:
+            self.add(spec)
 
-    def add(self, spec: ProviderSpec) -> None:
-        existing = self.specs[spec.kind].get(spec.name)
+    def add(self, spec: ProviderSpec[Any]) -> None:
+        self.all_specs.append(spec)
+        clash = self.conflicts[spec.kind].get(spec.name)
+        if clash is not None:
+            clash.append(spec)
+            return
+        existing = self.specs[spec.kind].pop(spec.name, None)
         if existing is not None:
-            raise PluginError(
-                f"{KIND_LABEL[spec.kind]} {spec.name!r} is registered twice: by plugin "
-                f"{existing.plugin!r} and by plugin {spec.plugin!r}; uninstall one of them "
-                "or restrict loading with MEMSIFT_LOAD_PLUGINS"
-            )
+            self.conflicts[spec.kind][spec.name] = [existing, spec]
+            return
         self.specs[spec.kind][spec.name] = spec
 
-    def lookup(self, kind: ProviderKind, name: str) -> ProviderSpec:
+    def provided_by(self, plugin: str) -> list[ProviderSpec[Any]]:
+        """Every registration of the plugin ``plugin`` (conflicting ones included)."""
+        return [s for s in self.all_specs if s.plugin == plugin]
+
+    def rivals(self, spec: ProviderSpec[Any]) -> list[ProviderSpec[Any]]:
+        """The other registrations of ``spec``'s kind and name (empty: no conflict)."""
+        return [s for s in self.conflicts[spec.kind].get(spec.name, []) if s is not spec]
+
+    def lookup(self, kind: ProviderKind, name: str) -> ProviderSpec[Any]:
         spec = self.specs[kind].get(name)
         if spec is not None:
             return spec
+        clash = self.conflicts[kind].get(name)
+        if clash:
+            raise ProviderConflictError(conflict_message(kind, name, clash))
+        raise ProviderNotFoundError(self._not_found(kind, name))
+
+    def _not_found(self, kind: ProviderKind, name: str) -> str:
         label = KIND_LABEL[kind]
         installed = sorted(self.specs[kind])
-        parts = [f"{label} {name!r} is not installed"]
+        blocked = [i for i in self._plugins.values() if i.blocked]
+        failed = [i for i in self._plugins.values() if i.error is not None]
+        allow = f"{LOAD_PLUGINS_ENV}={self._allow_list!r}"
         dist = KNOWN_DISTRIBUTIONS.get((kind, name))
+        owner = None
         if dist is not None:
-            parts[0] += f": pip install {dist}"
+            owner = next(
+                (
+                    i
+                    for i in self._plugins.values()
+                    if i.distribution is not None
+                    and normalize_dist_name(i.distribution) == normalize_dist_name(dist)
+                ),
+                None,
+            )
+        parts: list[str] = []
+        if owner is not None and owner.blocked:
+            parts.append(
+                f"{label} {name!r} is provided by {dist}, which is installed but blocked by "
+                f"{allow}: add {dist} to {LOAD_PLUGINS_ENV} (or unset it) to load it"
+            )
+        elif owner is not None and owner.error is not None:
+            parts.append(
+                f"{label} {name!r} is provided by {owner.label}, which is installed but "
+                f"failed to load: {owner.error}"
+            )
+        elif dist is not None:
+            parts.append(f"{label} {name!r} is not installed: pip install {dist}")
         else:
+            unloaded = bool(blocked or failed)
+            parts.append(
+                f"{label} {name!r} is not registered by any loaded plugin"
+                if unloaded
+                else f"{label} {name!r} is not installed"
+            )
             close = difflib.get_close_matches(name, installed, n=1)
             if close:
                 parts.append(f"did you mean {close[0]!r}?")
+            if blocked:
+                names = ", ".join(i.distribution or i.name for i in blocked)
+                parts.append(
+                    f"installed but blocked by {allow}, so not searched: {names} (to load one, "
+                    f"add it to {LOAD_PLUGINS_ENV} or unset {LOAD_PLUGINS_ENV})"
+                )
+            if failed:
+                parts.append(
+                    "installed but failed to load: "
+                    + ", ".join(f"{i.label} ({i.error})" for i in failed)
+                )
         parts.append(f"installed {label}s: {', '.join(installed) if installed else 'none'}")
-        raise ProviderNotFoundError("; ".join(parts))
+        return "; ".join(parts)
 
+
+# --------------------------------------------------------------------------- loading
 
 _registry: Registry | None = None
-_lock = threading.RLock()
+_lock = _plugins.HOST_LOCK
+
+
+def _collect(host: _plugins.PluginHost, info: PluginInfo) -> list[ProviderSpec[Any]] | None:
+    """Call the ``register_*`` hooks of one plugin; None when it failed (and was skipped).
+
+    Nothing of a plugin whose hook failed half-way is kept, in any kind.
+    """
+    pending: list[ProviderSpec[Any]] = []
+    seen: set[tuple[ProviderKind, str]] = set()
+
+    def sink(spec: ProviderSpec[Any]) -> None:
+        key = (spec.kind, spec.name)
+        if key in seen:
+            raise PluginError(
+                f"plugin {info.name!r}: {KIND_LABEL[spec.kind]} {spec.name!r} is registered "
+                "twice by this plugin"
+            )
+        seen.add(key)
+        pending.append(spec)
+
+    for kind in KINDS.values():
+        caller = getattr(host.manager.hook, kind.hook)
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name != info.name:
+                continue
+            registrar: ProviderRegistrar[Any] = ProviderRegistrar(
+                kind.kind, info.name, sink, origin=info.label
+            )
+            try:
+                impl.function(**{arg: registrar for arg in impl.argnames})
+            except Exception as exc:
+                host.skip(info, f"failed in {kind.hook}", exc)
+                return None
+    return pending
 
 
 def _load() -> Registry:
-    from memsift.plugins import get_plugin_host
-
-    host = get_plugin_host()
-    for info in host.infos.values():
+    host = _plugins.get_plugin_host()
+    host.adopt_unrecorded()
+    specs: list[ProviderSpec[Any]] = []
+    for info in list(host.infos.values()):
         info.providers = []
-    reg = Registry()
-    for kind, hook_name in _HOOKS.items():
-        caller = getattr(host.manager.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):  # registration order
-            plugin = impl.plugin_name
-            pending: list[ProviderSpec] = []
-            registrar = ProviderRegistrar(kind, plugin, pending.append)
-            try:
-                impl.function(registry=registrar)
-            except PluginError:
-                raise
-            except Exception as exc:
-                # nothing of a hook that failed half-way is kept
-                _report_hook_failure(host, plugin, hook_name, exc)
-                continue
-            for spec in pending:
-                reg.add(spec)
-            owner = host.infos.get(plugin)
-            if owner is not None:
-                owner.providers.extend((kind, s.name) for s in pending)
-    return reg
-
-
-def _report_hook_failure(host: Any, plugin: str, hook_name: str, exc: Exception) -> None:
-    import warnings
-
-    from memsift.plugins import PluginLoadWarning
-
-    message = f"{type(exc).__name__}: {exc}"
-    info = host.infos.get(plugin)
-    if info is not None:
-        info.error = message
-    warnings.warn(
-        f"memsift plugin {plugin!r} failed in {hook_name} and was skipped: {message}",
-        PluginLoadWarning,
-        stacklevel=3,
-    )
+        if not info.loaded:
+            continue
+        got = _collect(host, info)
+        if got is None:
+            continue
+        info.providers = [(s.kind, s.name) for s in got]
+        specs.extend(got)
+    return Registry(specs, plugins=host.infos, allow_list=host.allow_list)
 
 
 def get_registry() -> Registry:
@@ -221,28 +391,71 @@ def forget() -> None:
         _registry = None
 
 
-def get_provider(kind: ProviderKind, name: str) -> ProviderSpec:
-    """The provider ``name`` of ``kind``; ProviderNotFoundError lists what is installed."""
+def include(info: PluginInfo) -> None:
+    """Add the providers of a plugin registered after the registry loaded (in-process).
+
+    Calls only that plugin's hooks; the registry is replaced by a new one holding every
+    earlier registration and the new ones. See :func:`memsift.testing.registered`.
+    """
+    global _registry
+    with _lock:
+        if _registry is None or not info.loaded:
+            return  # the next load sees it
+        host = _plugins.get_plugin_host()
+        got = _collect(host, info)
+        if got is None:
+            return
+        info.providers = [(s.kind, s.name) for s in got]
+        _registry = Registry(
+            [*_registry.all_specs, *got], plugins=host.infos, allow_list=host.allow_list
+        )
+
+
+def current_registry() -> Registry | None:
+    """The loaded registry, or None when it has not loaded (loads nothing)."""
+    return _registry
+
+
+def restore(saved: Registry | None) -> None:
+    """Put back a registry returned earlier by :func:`current_registry`."""
+    global _registry
+    with _lock:
+        _registry = saved
+
+
+def get_provider(kind: ProviderKind, name: str) -> ProviderSpec[Any]:
+    """The provider ``name`` of ``kind``.
+
+    Raises ProviderNotFoundError (listing what is installed, and what is installed but
+    blocked or broken) or ProviderConflictError (naming every plugin that registers it).
+    """
     return get_registry().lookup(kind, name)
 
 
-def get_embedder(name: str) -> ProviderSpec:
-    return get_provider("embedder", name)
+def get_embedder(name: str) -> ProviderSpec[Embedder]:
+    return cast("ProviderSpec[Embedder]", get_provider("embedder", name))
 
 
-def get_reranker(name: str) -> ProviderSpec:
-    return get_provider("reranker", name)
+def get_reranker(name: str) -> ProviderSpec[Reranker]:
+    return cast("ProviderSpec[Reranker]", get_provider("reranker", name))
 
 
-def get_vector_store(name: str) -> ProviderSpec:
-    return get_provider("vector_store", name)
+def get_vector_store(name: str) -> ProviderSpec[VectorStore]:
+    return cast("ProviderSpec[VectorStore]", get_provider("vector_store", name))
 
 
-def get_llm(name: str) -> ProviderSpec:
-    return get_provider("llm", name)
+def get_llm(name: str) -> ProviderSpec[LLM]:
+    return cast("ProviderSpec[LLM]", get_provider("llm", name))
 
 
-def list_providers(kind: ProviderKind) -> list[ProviderSpec]:
-    """Every registered provider of ``kind``, sorted by name."""
+def list_providers(kind: ProviderKind) -> list[ProviderSpec[Any]]:
+    """Every provider of ``kind`` that can be looked up, sorted by name (names registered
+    by several plugins are left out: see :func:`list_conflicts`)."""
     specs = get_registry().specs[kind]
     return [specs[n] for n in sorted(specs)]
+
+
+def list_conflicts(kind: ProviderKind) -> dict[str, list[ProviderSpec[Any]]]:
+    """The names of ``kind`` registered by several plugins, with every registration."""
+    conflicts = get_registry().conflicts[kind]
+    return {n: list(conflicts[n]) for n in sorted(conflicts)}
