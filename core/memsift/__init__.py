@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from memsift.config import MemoryConfig, env_secret, require_secret
@@ -39,13 +40,17 @@ from memsift.interfaces import (
     check_embed_input,
     check_rerank_input,
 )
-from memsift.registry import ProviderRegistrar
+from memsift.plugins import PluginLoadWarning
+from memsift.registry import ProviderConflictError, ProviderRegistrar
 
 if TYPE_CHECKING:
     from memsift.async_memory import AsyncMemory
     from memsift.memory import Memory
 
-__version__ = "0.1.0"
+try:  # the version is written once, in the distribution's metadata (pyproject.toml)
+    __version__ = _metadata.version("memsift")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from an uninstalled tree
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
@@ -79,7 +84,9 @@ __all__ = [
     "MemsiftError",
     "ModelNotFoundError",
     "PluginError",
+    "PluginLoadWarning",
     "ProviderConfig",
+    "ProviderConflictError",
     "ProviderError",
     "ProviderNotFoundError",
     "ProviderRegistrar",
