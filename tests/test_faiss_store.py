@@ -350,3 +350,46 @@ def test_compaction_keeps_scopes_apart(tmp_path: Path, monkeypatch: pytest.Monke
     assert {h.record.id for h in hits} == {f"id{i}" for i in range(31, 60, 2)}
     assert hits[0].record.id == "id31"
     store.close()
+
+
+def test_another_connections_deletes_updates_and_compaction_are_caught_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+
+    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 10**9)  # compaction only when asked
+    vectors = unit(30)
+    a = open_store(tmp_path)
+    b = open_store(tmp_path)
+    a.insert(records(30), vectors)
+    assert b.search(vectors[4], filters=SCOPE, limit=1)[0].record.id == "id4"
+    rebuilds = 0
+    original = FaissStore._rebuild_index
+
+    def counting(self: FaissStore, *args: Any) -> Any:
+        nonlocal rebuilds
+        rebuilds += 1
+        return original(self, *args)
+
+    monkeypatch.setattr(FaissStore, "_rebuild_index", counting)
+    a.delete(["id4"])
+    rec = a.get("id5")
+    assert rec is not None
+    moved = unit(1, seed=99)[0]
+    a.update(rec, moved)  # a new vector: a new slot
+    rec6 = a.get("id6")
+    assert rec6 is not None
+    a.update(replace(rec6, user_id="u2"), None)  # re-scoped in place
+    assert [h.record.id for h in b.search(vectors[4], filters=SCOPE, limit=30)].count("id4") == 0
+    assert b.search(moved, filters=SCOPE, limit=1)[0].record.id == "id5"
+    assert "id6" not in {h.record.id for h in b.search(vectors[6], filters=SCOPE, limit=30)}
+    u2 = parse_filter({"user_id": "u2"})
+    assert [h.record.id for h in b.search(vectors[6], filters=u2, limit=5)] == ["id6"]
+    assert rebuilds == 0, "catching up must not rebuild the index"
+    a.compact()  # renumbers the slots: b reloads on its next call
+    assert b.search(vectors[20], filters=SCOPE, limit=1)[0].record.id == "id20"
+    assert b.stats()["live"] == a.stats()["live"] == 29 and b.stats()["tombstones"] == 0
+    b.insert(records(1, start=50), unit(1, seed=50))  # takes the next slot after a's layout
+    assert a.search(unit(1, seed=50)[0], filters=SCOPE, limit=1)[0].record.id == "id50"
+    a.close()
+    b.close()
