@@ -4,12 +4,15 @@ A config is a dict with the sections ``vector_store``, ``embedder``, ``llm``, ``
 (each ``{"provider": NAME, "config": {...}}``) and ``history_db_path``. Every level forbids
 unknown keys; each provider's ``config`` is validated against that provider's own pydantic
 model. Every problem becomes a :class:`~memsift.errors.ConfigError` that names the key, its
-path and the valid keys; secret values never appear in messages.
+path and the valid keys; secret values never appear in messages, nor anywhere in the
+exception chain (pydantic's ValidationError, which quotes the offending ``input_value``, is
+never attached to the ConfigError, not even as suppressed context).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -18,16 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from memsift.errors import ConfigError
 from memsift.interfaces import PROVIDER_KINDS, ProviderConfig, ProviderKind
+from memsift.providers import clean_error
 from memsift.registry import KIND_LABEL, ProviderSpec, get_provider
 
 HOME_ENV = "MEMSIFT_HOME"
-
-DEFAULT_PROVIDERS: dict[ProviderKind, str | None] = {
-    "vector_store": "faiss",
-    "embedder": "minilm",
-    "llm": None,
-    "reranker": None,
-}
 
 
 def memsift_home() -> Path:
@@ -63,6 +60,10 @@ def require_secret(value: SecretStr | None, field: str, env_names: tuple[str, ..
 # --------------------------------------------------------------------------- sections
 
 
+#: Keys of a not yet validated config dict whose values a repr masks.
+_SECRET_KEY = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+
+
 class ProviderSection(BaseModel):
     """One provider section: its name and its (validated) config."""
 
@@ -72,7 +73,13 @@ class ProviderSection(BaseModel):
     config: Any = Field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"ProviderSection(provider={self.provider!r}, config={self.config!r})"
+        config = self.config
+        if isinstance(config, Mapping):  # not validated yet: secrets are still plain values
+            config = {
+                k: "**********" if isinstance(k, str) and _SECRET_KEY.search(k) else v
+                for k, v in config.items()
+            }
+        return f"ProviderSection(provider={self.provider!r}, config={config!r})"
 
 
 class MemoryConfig(BaseModel):
@@ -111,8 +118,10 @@ class MemoryConfig(BaseModel):
         try:
             structural = cls.model_validate(dict(data))
         except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, cls, prefix="")) from None
-        return structural.resolve()
+            problem = _format_errors(exc, cls, prefix="")
+        else:
+            return structural.resolve()
+        raise _config_error(problem)
 
     def section(self, kind: ProviderKind) -> ProviderSection | None:
         value: ProviderSection | None = getattr(self, kind)
@@ -157,10 +166,7 @@ def resolve_section(
 ) -> ProviderSection:
     """Validate one section's provider config against the provider's model."""
     if not isinstance(section, ProviderSection):
-        try:
-            section = ProviderSection.model_validate(dict(section))
-        except ValidationError as exc:
-            raise ConfigError(_format_errors(exc, ProviderSection, prefix=kind)) from None
+        section = _structural_section(kind, section)
     spec = get_provider(kind, section.provider)
     raw = section.config
     if isinstance(raw, spec.config_model):
@@ -178,10 +184,24 @@ def resolve_section(
         validated = spec.config_model.model_validate(dict(raw))
     except ValidationError as exc:
         where = f"{kind}.config"
-        raise ConfigError(
-            _format_errors(exc, spec.config_model, prefix=where, provider=section.provider)
-        ) from None
-    return ProviderSection(provider=section.provider, config=validated)
+        problem = _format_errors(exc, spec.config_model, prefix=where, provider=section.provider)
+    else:
+        return ProviderSection(provider=section.provider, config=validated)
+    raise _config_error(problem)
+
+
+def _structural_section(kind: ProviderKind, section: Mapping[str, Any]) -> ProviderSection:
+    try:
+        return ProviderSection.model_validate(dict(section))
+    except ValidationError as exc:
+        problem = _format_errors(exc, ProviderSection, prefix=kind)
+    raise _config_error(problem)
+
+
+def _config_error(problem: str) -> ConfigError:
+    """The ConfigError to raise, with no exception chain: raise it outside the ``except``
+    block that caught pydantic's ValidationError, whose ``input_value`` may be a secret."""
+    return clean_error(ConfigError(problem))
 
 
 # --------------------------------------------------------------------------- errors
@@ -249,7 +269,6 @@ def _format_errors(
 
 
 __all__ = [
-    "DEFAULT_PROVIDERS",
     "MemoryConfig",
     "ProviderConfig",
     "ProviderSection",

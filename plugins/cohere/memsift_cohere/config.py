@@ -40,7 +40,11 @@ class CohereConfig(RerankerConfig):
         description="API base URL (default: $CO_API_URL, else the SDK's https://api.cohere.com)",
     )
     max_retries: int = Field(
-        default=2, ge=0, le=10, description="SDK retries on 429 (honouring Retry-After) and 5xx"
+        default=2,
+        ge=0,
+        le=10,
+        description="retries on 429, 408, 409, 5xx and connection errors, within `timeout` "
+        "(a Retry-After is honoured only when it fits in the time left)",
     )
     max_tokens_per_doc: int | None = Field(
         default=None, ge=1, description="truncate each document to this many tokens (API: 4096)"

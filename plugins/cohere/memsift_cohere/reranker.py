@@ -2,8 +2,11 @@
 
 The search pipeline owns the candidate pool, the score cache, the overall timeout and the
 fallback; this provider maps ``(query, documents)`` to Cohere's relevance scores, which
-the API already gives in [0, 1]. Retries on 429 (honouring Retry-After) and 5xx are the
-SDK's own. The SDK is imported when a reranker is built, never when the plugin loads.
+the API already gives in [0, 1]. The SDK's own retries are turned off (it sleeps up to 60 s
+per retry, whatever the reranker's ``timeout``); retries on 429, 408, 409, 5xx and refused
+connections go through :class:`memsift.providers.Retrier`, which honours Retry-After only
+while the wait fits in the rest of the ``timeout``. The SDK is imported when a reranker is
+built, never when the plugin loads.
 """
 
 from __future__ import annotations
@@ -17,7 +20,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memsift import Reranker, RerankError, check_rerank_input
-from memsift.providers import batches, close_on_loop, error_message, gather_all, rank_scores, scrub
+from memsift.providers import (
+    Deadline,
+    Failure,
+    Retrier,
+    batches,
+    close_on_loop,
+    error_message,
+    gather_all,
+    rank_scores,
+    retry_after,
+    retryable_status,
+    scrub,
+)
 from memsift_cohere.config import API_KEY_ENV, CohereConfig
 
 if TYPE_CHECKING:
@@ -55,6 +70,13 @@ class CohereReranker(Reranker):
         self._lock = threading.Lock()
         self._sync: tuple[ClientV2, httpx.Client] | None = None
         self._async: _AsyncClient | None = None
+        self._retrier = Retrier(
+            PROVIDER,
+            max_retries=config.max_retries,
+            timeout=config.timeout,
+            request_timeout=self._request_timeout,
+            secret=config.api_key,
+        )
         if config.return_documents is not None:
             log.info(
                 "cohere: return_documents is accepted for compatibility and changes nothing; "
@@ -68,13 +90,15 @@ class CohereReranker(Reranker):
         if not docs:
             return []
         client = self._sync_client()
+        deadline = self._retrier.deadline()  # one budget for every batch of this call
         scores: list[float] = []
         for batch in batches(docs, MAX_DOCUMENTS_PER_REQUEST):
-            try:
-                response = client.rerank(**self._arguments(query, batch))
-            except Exception as exc:
-                raise self._error(exc) from None
-            scores.extend(_scores(response, len(batch)))
+
+            def send(timeout: float, batch: list[str] = batch) -> list[float]:
+                response = client.rerank(**self._arguments(query, batch, timeout))
+                return _scores(response, len(batch))
+
+            scores.extend(self._retrier.call(send, self._failure, deadline))
         return scores
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
@@ -82,29 +106,28 @@ class CohereReranker(Reranker):
         if not docs:
             return []
         client = self._async_client()
+        deadline = self._retrier.deadline()
 
-        async def one(batch: list[str]) -> list[float]:
-            try:
-                response = await client.rerank(**self._arguments(query, batch))
-            except Exception as exc:
-                raise self._error(exc) from None
-            return _scores(response, len(batch))
+        async def one(batch: list[str], deadline: Deadline) -> list[float]:
+            async def send(timeout: float) -> list[float]:
+                response = await client.rerank(**self._arguments(query, batch, timeout))
+                return _scores(response, len(batch))
 
-        parts = await gather_all(one(b) for b in batches(docs, MAX_DOCUMENTS_PER_REQUEST))
+            return await self._retrier.acall(send, self._failure, deadline)
+
+        parts = await gather_all(one(b, deadline) for b in batches(docs, MAX_DOCUMENTS_PER_REQUEST))
         return [score for part in parts for score in part]
 
-    def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
+    def _arguments(self, query: str, batch: list[str], timeout: float) -> dict[str, Any]:
         cfg = self.config
         args: dict[str, Any] = {
             "model": cfg.model,
             "query": query,
             "documents": batch,
             "top_n": len(batch),
-            # Per request, because older SDKs take retries only here (and default to 0).
-            "request_options": {
-                "max_retries": cfg.max_retries,
-                "timeout_in_seconds": self._request_timeout,
-            },
+            # The SDK's retries are off (the Retrier retries within the budget); set per
+            # request, because older SDKs take retries only here.
+            "request_options": {"max_retries": 0, "timeout_in_seconds": timeout},
         }
         if cfg.max_tokens_per_doc is not None:
             args["max_tokens_per_doc"] = cfg.max_tokens_per_doc
@@ -164,7 +187,8 @@ class CohereReranker(Reranker):
         return client
 
     def close(self) -> None:
-        """Close the SDK clients; the next call opens new ones."""
+        """Close the SDK clients and wake sleeping retries; the next call opens new clients."""
+        self._retrier.close()
         with self._lock:
             sync, self._sync = self._sync, None
             handle, self._async = self._async, None
@@ -174,6 +198,7 @@ class CohereReranker(Reranker):
             close_on_loop(handle.loop, handle.http.aclose)
 
     async def aclose(self) -> None:
+        self._retrier.close()
         with self._lock:
             sync, self._sync = self._sync, None
             handle, self._async = self._async, None
@@ -187,17 +212,22 @@ class CohereReranker(Reranker):
 
     # ------------------------------------------------------------------ errors
 
-    def _error(self, exc: Exception) -> RerankError:
-        """Translate an SDK or transport error; the API key never appears in it."""
+    def _failure(self, exc: Exception) -> Failure:
+        """Translate an SDK or transport error, and say whether a retry may help.
+
+        The message never holds the API key (an error body may echo it); the SDK's
+        exception is not chained to the error, since it holds the unscrubbed body.
+        """
         import httpx
 
         status: int | None = None
-        if isinstance(exc, RerankError):
-            return exc
+        retry = False
+        asked: float | None = None
         if isinstance(exc, httpx.TimeoutException):
             message = f"no answer within the request timeout of {self._request_timeout:g} s"
         elif isinstance(exc, httpx.HTTPError):
             message = f"could not reach the API: {type(exc).__name__}: {exc}"
+            retry = isinstance(exc, httpx.ConnectError)
         elif hasattr(exc, "status_code") and hasattr(exc, "body"):  # cohere's ApiError
             status = exc.status_code if isinstance(exc.status_code, int) else None
             if status is not None and 200 <= status < 300:  # a success the SDK cannot parse
@@ -205,11 +235,15 @@ class CohereReranker(Reranker):
                 message = "malformed response: the body is not a valid rerank answer"
             else:
                 message = error_message(exc.body) or "request failed"
+                retry = retryable_status(status)
+                headers = getattr(exc, "headers", None)
+                asked = retry_after(headers) if isinstance(headers, dict) else None
             if status in (401, 403, 498):
                 message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
         else:
             message = f"{type(exc).__name__}: {exc}"
-        return RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
+        error = RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
+        return Failure(error, retry=retry, retry_after=asked)
 
 
 def _scores(response: Any, count: int) -> list[float]:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from fake_cohere_api import API_KEY, FakeCohereAPI
-from memsift_cohere import CohereConfig, CohereReranker
 from pytest_httpserver import HTTPServer
 
 from memsift.testing.fake_rerank_api import threaded_server
+from memsift_cohere import CohereConfig, CohereReranker
 
 ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY", "CO_API_URL")
 

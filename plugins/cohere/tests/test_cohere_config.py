@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from fake_cohere_api import API_KEY, FakeCohereAPI
-from memsift_cohere import CohereConfig, CohereReranker
 
 from memsift import ConfigError, MemoryConfig, RerankerConfig
+from memsift_cohere import CohereConfig, CohereReranker
 
 
 def _section(**config: object) -> MemoryConfig:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from fake_cohere_api import API_KEY, FakeCohereAPI
-from memsift_cohere import CohereConfig, CohereReranker
 
 from memsift import registry
 from memsift.plugins import get_plugin_host
+from memsift_cohere import CohereConfig, CohereReranker
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

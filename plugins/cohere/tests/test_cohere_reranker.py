@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import memsift_cohere.reranker as reranker_module
 import pytest
 from fake_cohere_api import API_KEY, PATH, FakeCohereAPI, Fault, relevance
-from memsift_cohere import CohereReranker
 
+import memsift_cohere.reranker as reranker_module
 from memsift import RerankError
 from memsift.testing import RerankerConformance
+from memsift_cohere import CohereReranker
 
 Make = Callable[..., CohereReranker]
 

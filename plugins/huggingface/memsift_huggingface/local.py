@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from memsift import ConfigError, ModelNotFoundError
+from memsift.providers import clean_error
 from memsift_huggingface.config import HuggingFaceRerankerConfig
 from memsift_huggingface.runtime import INSTALL_HINT, MODEL_CACHE, import_torch, resolve_device
 
@@ -94,6 +95,7 @@ def _build(config: HuggingFaceRerankerConfig, device: str) -> LocalModel:
     )
     # transformers 4.56 renamed torch_dtype to dtype; the old name still works but warns.
     dtype_arg = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
+    failure: ModelNotFoundError | None = None
     try:
         tokenizer = AutoTokenizer.from_pretrained(config.model_id, **common)
         model = AutoModelForSequenceClassification.from_pretrained(
@@ -101,12 +103,16 @@ def _build(config: HuggingFaceRerankerConfig, device: str) -> LocalModel:
         )
     except Exception as exc:
         where = "local files only" if config.local_files_only else "folder, hub cache or hub"
-        raise ModelNotFoundError(
+        failure = ModelNotFoundError(
             f"cannot load model {config.model_id!r} ({where}): {type(exc).__name__}: {exc}. "
             "Give a folder holding the model, or a hub id that is in the cache (download it "
             "once with network access, or set cache_dir to where it is); with "
             "HF_HUB_OFFLINE=1 or local_files_only=True nothing is downloaded."
-        ) from exc
+        )
+    if failure is not None:
+        # raised outside the except block and cut from the hub's error, which holds the
+        # request with the token in its headers
+        raise clean_error(failure, config.token)
     num_labels = int(getattr(model.config, "num_labels", 1))
     if num_labels != 1:
         raise ConfigError(

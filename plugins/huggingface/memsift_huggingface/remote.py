@@ -7,36 +7,44 @@ with it false the server applies the sigmoid, so scores lie in [0, 1]. Texts go 
 requests of at most ``batch_size`` (TEI refuses batches over its ``max_client_batch_size``,
 32 by default); the async twin sends them concurrently.
 
-Retries: 429, 502, 503 and 504 answers and refused connections are retried up to
-``max_retries`` times, waiting for the ``Retry-After`` header when there is one (capped at
-:data:`MAX_RETRY_WAIT`) and ``backoff * 2**attempt`` seconds otherwise. Any other failure
+Retries (through :class:`memsift.providers.Retrier`, shared with the hosted rerankers):
+429, 502, 503 and 504 answers and refused connections are retried up to ``max_retries``
+times, waiting for the ``Retry-After`` header when there is one and ``backoff * 2**retry``
+seconds otherwise, but only while the wait fits in what is left of ``timeout`` (without a
+``timeout``: a wait of at most :data:`MAX_RETRY_WAIT`); a longer one fails at once with the
+server's status. Each attempt's HTTP timeout is cut to the budget left. Any other failure
 (424 model error, 413, 422, a timeout, a malformed body) raises
-:class:`memsift.RerankError` at once, and the search falls back to vector order.
+:class:`memsift.RerankError` at once, and the search falls back to vector order. Error
+messages never carry the ``api_key``, even when the server's answer echoes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
-import math
 import threading
-import time
 from collections.abc import Sequence
-from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from memsift import RerankError
-from memsift.providers import batches, close_on_loop, gather_all, rank_scores
+from memsift.providers import (
+    MAX_RETRY_WAIT,
+    Failure,
+    Retrier,
+    batches,
+    close_on_loop,
+    gather_all,
+    rank_scores,
+    scrub,
+)
+from memsift.providers import retry_after as _retry_after
 from memsift_huggingface.config import DEFAULT_HTTP_TIMEOUT, HuggingFaceRerankerConfig
 
 PROVIDER = "huggingface"
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: The longest wait a Retry-After header may impose before a retry, in seconds.
-MAX_RETRY_WAIT = 30.0
 _BODY_SNIPPET = 300
 #: Seconds ``close()`` waits for an async client closing on a loop in another thread.
 _CLOSE_WAIT = 5.0
@@ -59,23 +67,15 @@ def redact_url(url: str) -> str:
 
 def retry_after(response: httpx.Response) -> float | None:
     """Seconds the server asks to wait (``Retry-After`` as seconds or an HTTP date)."""
-    value = response.headers.get("retry-after")
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)
-        seconds = (when - datetime.now(timezone.utc)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
+    return _retry_after(response.headers)
+
+
+class _StatusAnswer(Exception):
+    """A non-200 answer, handed from an attempt to the retry decision."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        super().__init__(response.status_code)
+        self.response = response
 
 
 class TEIClient:
@@ -96,6 +96,15 @@ class TEIClient:
         if config.api_key is not None and config.api_key.get_secret_value():
             headers["Authorization"] = f"Bearer {config.api_key.get_secret_value()}"
         self._headers = headers
+        self._retrier = Retrier(
+            PROVIDER,
+            max_retries=config.max_retries,
+            timeout=config.timeout,
+            request_timeout=self.timeout,
+            backoff=config.backoff,
+            max_backoff=None,  # backoff * 2**retry, as configured; the budget bounds it
+            secret=config.api_key,
+        )
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
@@ -123,7 +132,9 @@ class TEIClient:
         return self._aclient
 
     def close(self) -> None:
-        """Close both clients (the async one on its own loop when that loop still runs)."""
+        """Close both clients (the async one on its own loop when that loop still runs),
+        and wake every sleeping retry (it fails at once)."""
+        self._retrier.close()
         with self._lock:
             client, self._client = self._client, None
             aclient, self._aclient = self._aclient, None
@@ -135,6 +146,7 @@ class TEIClient:
 
     async def aclose(self) -> None:
         """Close both clients, awaiting the async one when it belongs to this loop."""
+        self._retrier.close()
         with self._lock:
             aclient, aloop = self._aclient, self._aloop
             if aclient is not None and aloop is asyncio.get_running_loop():
@@ -158,85 +170,64 @@ class TEIClient:
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
         scores: list[float] = []
         client = self._sync_client()
+        deadline = self._retrier.deadline()  # one budget for every batch of this call
         for texts in batches(documents, self.config.batch_size):
             body = self._body(query, texts)
-            attempt = 0
-            while True:
-                try:
-                    response = client.post(self.url, json=body)
-                except httpx.ConnectError as exc:
-                    if attempt >= self.config.max_retries:
-                        raise self._transport_error(exc) from exc
-                    time.sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                except httpx.HTTPError as exc:
-                    raise self._transport_error(exc) from exc
-                if response.status_code in RETRY_STATUSES and attempt < self.config.max_retries:
-                    wait = self._wait(response, attempt)
-                    if wait is not None:
-                        time.sleep(wait)
-                        attempt += 1
-                        continue
-                scores.extend(self._scores(response, len(texts)))
-                break
+
+            def send(
+                timeout: float, body: dict[str, Any] = body, count: int = len(texts)
+            ) -> list[float]:
+                return self._scores(client.post(self.url, json=body, timeout=timeout), count)
+
+            scores.extend(self._retrier.call(send, self._failure, deadline))
         return scores
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
         client = self._async_client()
+        deadline = self._retrier.deadline()
 
         async def one(texts: list[str]) -> list[float]:
             body = self._body(query, texts)
-            attempt = 0
-            while True:
-                try:
-                    response = await client.post(self.url, json=body)
-                except httpx.ConnectError as exc:
-                    if attempt >= self.config.max_retries:
-                        raise self._transport_error(exc) from exc
-                    await asyncio.sleep(self._backoff(attempt))
-                    attempt += 1
-                    continue
-                except httpx.HTTPError as exc:
-                    raise self._transport_error(exc) from exc
-                if response.status_code in RETRY_STATUSES and attempt < self.config.max_retries:
-                    wait = self._wait(response, attempt)
-                    if wait is not None:
-                        await asyncio.sleep(wait)
-                        attempt += 1
-                        continue
+
+            async def send(timeout: float) -> list[float]:
+                response = await client.post(self.url, json=body, timeout=timeout)
                 return self._scores(response, len(texts))
+
+            return await self._retrier.acall(send, self._failure, deadline)
 
         parts = await gather_all(one(t) for t in batches(documents, self.config.batch_size))
         return [score for part in parts for score in part]
 
     # ------------------------------------------------------------------ helpers
 
-    def _backoff(self, attempt: int) -> float:
-        return float(self.config.backoff * (2**attempt))
-
-    def _wait(self, response: httpx.Response, attempt: int) -> float | None:
-        """Seconds before retry ``attempt + 1``; None when Retry-After asks too long a wait."""
-        asked = retry_after(response)
-        if asked is not None:
-            return asked if asked <= MAX_RETRY_WAIT else None
-        return self._backoff(attempt)
-
-    def _transport_error(self, exc: httpx.HTTPError) -> RerankError:
+    def _failure(self, exc: Exception) -> Failure:
+        """Translate an answer or transport error, and say whether a retry may help."""
+        if isinstance(exc, _StatusAnswer):
+            response = exc.response
+            message = scrub(f"{self.display_url} answered: {_error_text(response)}", self._secret)
+            error = RerankError(PROVIDER, message, status=response.status_code)
+            retry = response.status_code in RETRY_STATUSES
+            return Failure(error, retry=retry, retry_after=retry_after(response) if retry else None)
         if isinstance(exc, httpx.TimeoutException):
-            return RerankError(
-                PROVIDER, f"{self.display_url} did not answer within {self.timeout:g} s"
+            return Failure(
+                RerankError(
+                    PROVIDER, f"{self.display_url} did not answer within {self.timeout:g} s"
+                )
             )
-        return RerankError(PROVIDER, f"cannot reach {self.display_url}: {type(exc).__name__}")
+        if isinstance(exc, httpx.HTTPError):
+            error = RerankError(PROVIDER, f"cannot reach {self.display_url}: {type(exc).__name__}")
+            return Failure(error, retry=isinstance(exc, httpx.ConnectError))
+        return Failure(RerankError(PROVIDER, scrub(f"{type(exc).__name__}: {exc}", self._secret)))
+
+    @property
+    def _secret(self) -> str | None:
+        key = self.config.api_key
+        return key.get_secret_value() if key is not None else None
 
     def _scores(self, response: httpx.Response, count: int) -> list[float]:
         """The ``count`` scores of one answer, in the order of the texts sent."""
         if response.status_code != 200:
-            raise RerankError(
-                PROVIDER,
-                f"{self.display_url} answered: {_error_text(response)}",
-                status=response.status_code,
-            )
+            raise _StatusAnswer(response)
         try:
             data = response.json()
         except ValueError:
@@ -260,4 +251,12 @@ def _error_text(response: httpx.Response) -> str:
     return message
 
 
-__all__ = ["PROVIDER", "RETRY_STATUSES", "TEIClient", "redact_url", "rerank_url", "retry_after"]
+__all__ = [
+    "MAX_RETRY_WAIT",
+    "PROVIDER",
+    "RETRY_STATUSES",
+    "TEIClient",
+    "redact_url",
+    "rerank_url",
+    "retry_after",
+]

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
-from memsift_huggingface.runtime import MODEL_CACHE
 
 import memsift
 from memsift import ConfigError, ModelNotFoundError, RerankError
 from memsift.search import RerankStage
 from memsift.testing import RerankerConformance
 from memsift.testing.tiny_models import DOCS, QUERY, reference_logits
+from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
+from memsift_huggingface.runtime import MODEL_CACHE
 
 
 def make(folder: Path, **options: Any) -> HuggingFaceReranker:

@@ -14,14 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from fake_tei import overlap_logit, tei_answer, tei_handler
-from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
-from memsift_huggingface.remote import redact_url, rerank_url, retry_after
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 import memsift
 from memsift import ConfigError, RerankError
 from memsift.testing import RerankerConformance
+from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
+from memsift_huggingface.remote import redact_url, rerank_url, retry_after
 
 QUERY = "where does alice live"
 DOCS = [

@@ -52,7 +52,11 @@ class ZeroEntropyConfig(RerankerConfig):
         "choice (fast, then slow when over the limit)",
     )
     max_retries: int = Field(
-        default=2, ge=0, le=10, description="SDK retries on 429 (honouring Retry-After) and 5xx"
+        default=2,
+        ge=0,
+        le=10,
+        description="retries on 429, 408, 409, 5xx and connection errors, within `timeout` "
+        "(a Retry-After is honoured only when it fits in the time left)",
     )
     cache_size: int = Field(default=1024, ge=0, description="entries in the rerank-score cache")
 

@@ -2,8 +2,11 @@
 
 The search pipeline owns the candidate pool, the score cache, the overall timeout and the
 fallback; this provider maps ``(query, documents)`` to ZeroEntropy's relevance scores,
-which the API gives in [0, 1]. Retries on 429 (honouring Retry-After) and 5xx are the
-SDK's own. The SDK is imported when a reranker is built, never when the plugin loads.
+which the API gives in [0, 1]. The SDK's own retries are turned off (it sleeps for any
+Retry-After up to 60 s, whatever the reranker's ``timeout``); retries on 429, 408, 409, 5xx
+and connection errors go through :class:`memsift.providers.Retrier`, which honours
+Retry-After only while the wait fits in the rest of the ``timeout``. The SDK is imported
+when a reranker is built, never when the plugin loads.
 """
 
 from __future__ import annotations
@@ -17,7 +20,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from memsift import Reranker, RerankError, check_rerank_input
-from memsift.providers import batches, close_on_loop, error_message, gather_all, rank_scores, scrub
+from memsift.providers import (
+    Failure,
+    Retrier,
+    batches,
+    close_on_loop,
+    error_message,
+    gather_all,
+    rank_scores,
+    retry_after,
+    retryable_status,
+    scrub,
+)
 from memsift_zeroentropy.config import API_KEY_ENV, ZeroEntropyConfig
 
 if TYPE_CHECKING:
@@ -55,6 +69,17 @@ class ZeroEntropyReranker(Reranker):
         self._lock = threading.Lock()
         self._sync: ZeroEntropy | None = None
         self._async: _AsyncClient | None = None
+        self._retrier = Retrier(
+            PROVIDER,
+            max_retries=config.max_retries,
+            timeout=config.timeout,
+            request_timeout=self._request_timeout,
+            secret=config.api_key,
+        )
+
+    @property
+    def _request_timeout(self) -> float:
+        return self.config.timeout if self.config.timeout is not None else SDK_DEFAULT_TIMEOUT
 
     # ------------------------------------------------------------------ scoring
 
@@ -63,13 +88,15 @@ class ZeroEntropyReranker(Reranker):
         if not docs:
             return []
         client = self._sync_client()
+        deadline = self._retrier.deadline()  # one budget for every batch of this call
         scores: list[float] = []
         for batch in _batches(query, docs):
-            try:
-                response = client.models.rerank(**self._arguments(query, batch))
-            except Exception as exc:
-                raise self._error(exc) from None
-            scores.extend(_scores(response, len(batch)))
+
+            def send(timeout: float, batch: list[str] = batch) -> list[float]:
+                response = client.models.rerank(**self._arguments(query, batch, timeout))
+                return _scores(response, len(batch))
+
+            scores.extend(self._retrier.call(send, self._failure, deadline))
         return scores
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
@@ -77,23 +104,25 @@ class ZeroEntropyReranker(Reranker):
         if not docs:
             return []
         client = self._async_client()
+        deadline = self._retrier.deadline()
 
         async def one(batch: list[str]) -> list[float]:
-            try:
-                response = await client.models.rerank(**self._arguments(query, batch))
-            except Exception as exc:
-                raise self._error(exc) from None
-            return _scores(response, len(batch))
+            async def send(timeout: float) -> list[float]:
+                response = await client.models.rerank(**self._arguments(query, batch, timeout))
+                return _scores(response, len(batch))
+
+            return await self._retrier.acall(send, self._failure, deadline)
 
         parts = await gather_all(one(b) for b in _batches(query, docs))
         return [score for part in parts for score in part]
 
-    def _arguments(self, query: str, batch: list[str]) -> dict[str, Any]:
+    def _arguments(self, query: str, batch: list[str], timeout: float) -> dict[str, Any]:
         args: dict[str, Any] = {
             "model": self.config.model,
             "query": query,
             "documents": batch,
             "top_n": len(batch),
+            "timeout": timeout,  # this attempt's: the request timeout cut to the budget left
         }
         if self.config.latency is not None:
             args["latency"] = self.config.latency
@@ -107,7 +136,8 @@ class ZeroEntropyReranker(Reranker):
             raise RerankError(PROVIDER, f"no API key: set api_key or {API_KEY_ENV[0]}")
         options: dict[str, Any] = {
             "api_key": key.get_secret_value(),
-            "max_retries": self.config.max_retries,
+            # The SDK's retries are off: the Retrier retries within the reranker's budget.
+            "max_retries": 0,
             "default_headers": {"X-Client-Name": "memsift"},
         }
         if self.config.base_url is not None:
@@ -140,7 +170,8 @@ class ZeroEntropyReranker(Reranker):
         return client
 
     def close(self) -> None:
-        """Close the SDK clients; the next call opens new ones."""
+        """Close the SDK clients and wake sleeping retries; the next call opens new clients."""
+        self._retrier.close()
         with self._lock:
             sync, self._sync = self._sync, None
             handle, self._async = self._async, None
@@ -150,6 +181,7 @@ class ZeroEntropyReranker(Reranker):
             close_on_loop(handle.loop, handle.client.close)
 
     async def aclose(self) -> None:
+        self._retrier.close()
         with self._lock:
             sync, self._sync = self._sync, None
             handle, self._async = self._async, None
@@ -163,25 +195,35 @@ class ZeroEntropyReranker(Reranker):
 
     # ------------------------------------------------------------------ errors
 
-    def _error(self, exc: Exception) -> RerankError:
-        """Translate an SDK error; the API key never appears in it."""
+    def _failure(self, exc: Exception) -> Failure:
+        """Translate an SDK error, and say whether a retry may help.
+
+        The message never holds the API key (an error body may echo it); the SDK's
+        exception is not chained to the error, since it holds the unscrubbed body and the
+        request with its Authorization header.
+        """
         import zeroentropy
 
-        if isinstance(exc, RerankError):
-            return exc
         status: int | None = None
+        retry = False
+        asked: float | None = None
         if isinstance(exc, zeroentropy.APITimeoutError):
-            timeout = (
-                self.config.timeout if self.config.timeout is not None else SDK_DEFAULT_TIMEOUT
-            )
-            message = f"no answer within the request timeout of {timeout:g} s"
+            message = f"no answer within the request timeout of {self._request_timeout:g} s"
+            # as the SDK did; with a timeout configured, the attempt used up the budget
+            retry = self.config.timeout is None
         elif isinstance(exc, zeroentropy.APIConnectionError):
             cause = exc.__cause__
             detail = f": {type(cause).__name__}" if cause is not None else ""
             message = f"could not reach the API{detail}"
+            retry = True
         elif isinstance(exc, zeroentropy.APIStatusError):
             status = exc.status_code
             message = error_message(exc.body, _MESSAGE_KEYS) or exc.message
+            headers = exc.response.headers
+            # the server may say whether to retry (the SDK's rule); else by status
+            verdict = headers.get("x-should-retry")
+            retry = verdict == "true" if verdict in ("true", "false") else retryable_status(status)
+            asked = retry_after(headers)
             if status in (401, 403):
                 message += f" (check the API key: the config's api_key or ${API_KEY_ENV[0]})"
         elif isinstance(exc, zeroentropy.APIResponseValidationError):
@@ -191,7 +233,8 @@ class ZeroEntropyReranker(Reranker):
             message = f"malformed response: {type(exc).__name__}: {exc}"
         else:
             message = f"{type(exc).__name__}: {exc}"
-        return RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
+        error = RerankError(PROVIDER, scrub(message, self.config.api_key), status=status)
+        return Failure(error, retry=retry, retry_after=asked)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from fake_zeroentropy_api import API_KEY, FakeZeroEntropyAPI
-from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 from pytest_httpserver import HTTPServer
 
 from memsift.testing.fake_rerank_api import threaded_server
+from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 
 ENV_VARS = ("ZEROENTROPY_API_KEY", "ZERO_ENTROPY_API_KEY", "ZEROENTROPY_BASE_URL")
 

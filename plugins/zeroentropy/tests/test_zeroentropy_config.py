@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from fake_zeroentropy_api import API_KEY, FakeZeroEntropyAPI
-from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 
 from memsift import ConfigError, MemoryConfig, RerankerConfig
+from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 
 
 def _section(**config: object) -> MemoryConfig:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 from fake_zeroentropy_api import API_KEY, FakeZeroEntropyAPI
-from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 
 from memsift import registry
 from memsift.plugins import get_plugin_host
+from memsift_zeroentropy import ZeroEntropyConfig, ZeroEntropyReranker
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -7,13 +7,13 @@ import threading
 import time
 from collections.abc import Callable
 
-import memsift_zeroentropy.reranker as reranker_module
 import pytest
 from fake_zeroentropy_api import API_KEY, PATH, FakeZeroEntropyAPI, Fault, relevance, request_bytes
-from memsift_zeroentropy import ZeroEntropyReranker
 
+import memsift_zeroentropy.reranker as reranker_module
 from memsift import RerankError
 from memsift.testing import RerankerConformance
+from memsift_zeroentropy import ZeroEntropyReranker
 
 Make = Callable[..., ZeroEntropyReranker]
 
