@@ -15,12 +15,16 @@ search pipeline relies on; passing them is what "works with memsift" means.
 
 from memsift.testing.embedder import EmbedderConformance
 from memsift.testing.llm import LLMConformance
+from memsift.testing.plugin_package import PluginPackageConformance
+from memsift.testing.registration import registered
 from memsift.testing.reranker import RerankerConformance
 from memsift.testing.vector_store import VectorStoreConformance
 
 __all__ = [
     "EmbedderConformance",
     "LLMConformance",
+    "PluginPackageConformance",
     "RerankerConformance",
     "VectorStoreConformance",
+    "registered",
 ]
