@@ -200,6 +200,6 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """The performance figures of DESIGN.md section 7 (pass --quick for a short run)."""
+    """The performance figures of `memsift bench` (pass --quick for a short run)."""
     session.install("-e", ".[offline]")
     session.run("memsift", "bench", *session.posargs)

@@ -268,12 +268,12 @@ def test_console_script_shows_blocked_plugin() -> None:
 @pytest.fixture
 def wide_console() -> Iterator[None]:
     """Print tables 200 columns wide, so that no cell is wrapped."""
-    from memsift import cli
+    from memsift.cli import render
 
-    saved = cli.console._width
-    cli.console.width = 200
+    saved = render.console._width
+    render.console.width = 200
     yield
-    cli.console._width = saved
+    render.console._width = saved
 
 
 class Same(Reranker):
@@ -335,10 +335,10 @@ def test_errors_are_printed_as_text_not_markup() -> None:
 
 
 def test_error_printer_keeps_brackets(capsys: pytest.CaptureFixture[str]) -> None:
-    from memsift.cli import _fail
+    from memsift.cli.render import fail
 
     with pytest.raises(SystemExit) as caught:
-        _fail(ProviderNotFoundError(f"the name must match {REGEX} [red]ok[/red]"))
+        fail(ProviderNotFoundError(f"the name must match {REGEX} [red]ok[/red]"))
     assert caught.value.code == 2
     out = capsys.readouterr().out
     assert f"error: the name must match {REGEX} [red]ok[/red]" in out

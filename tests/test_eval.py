@@ -9,14 +9,14 @@ import pytest
 from click.testing import CliRunner
 
 from memsift.cli import main
-from memsift.errors import InvalidInputError
-from memsift.evaluate import (
+from memsift.cli.eval import (
     load_dataset,
     mrr_at,
     ndcg_at,
     normalize_evidence,
     recall_at,
 )
+from memsift.errors import InvalidInputError
 
 
 def write_beir(folder: Path) -> Path:

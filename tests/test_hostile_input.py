@@ -19,8 +19,7 @@ from memsift.builtin import minilm
 from memsift.builtin.minilm import CHARS_PER_TOKEN, MiniLMEmbedder
 from memsift.cli import main
 from memsift.errors import FilterError, InvalidInputError
-from memsift.memory import MAX_MEMORY_CHARS
-from memsift.search import MAX_ID_CHARS, MAX_QUERY_CHARS
+from memsift.inputs import MAX_ID_CHARS, MAX_MEMORY_CHARS, MAX_QUERY_CHARS
 
 BAD = "ab\ud800c"  # a lone surrogate at position 2
 NOT_UNICODE = re.escape("lone surrogate (U+D800) at position 2")

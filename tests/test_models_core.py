@@ -1,4 +1,5 @@
-"""The core's helpers for local-model plugins: memsift.models, memsift.benchkit, check_embed_input.
+"""The core's helpers for local-model plugins: memsift.models, memsift.testing.benchkit,
+check_embed_input.
 
 This venv has no torch: the torch-using helpers are exercised by the plugin suites; here,
 what runs without it, and the promise that importing these modules never imports torch.
@@ -16,7 +17,10 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from memsift import ConfigError, InvalidInputError, Reranker, RerankerConfig
-from memsift.benchkit import (
+from memsift.interfaces import check_embed_input, check_rerank_input
+from memsift.models import DEVICE_PATTERN, ModelCache, import_torch, resolve_device
+from memsift.search import RerankStage
+from memsift.testing.benchkit import (
     POOL,
     QUERY,
     SPECIALS,
@@ -25,9 +29,6 @@ from memsift.benchkit import (
     pool_hits,
     summarize,
 )
-from memsift.interfaces import check_embed_input, check_rerank_input
-from memsift.models import DEVICE_PATTERN, ModelCache, import_torch, resolve_device
-from memsift.search import RerankStage
 
 # --------------------------------------------------------------------------- ModelCache
 
@@ -132,7 +133,7 @@ def test_importing_the_core_helpers_never_imports_torch() -> None:
     code = (
         "import sys\n"
         "sys.modules['torch'] = sys.modules['transformers'] = None\n"
-        "import memsift.models, memsift.benchkit, memsift.testing.tiny_models\n"
+        "import memsift.models, memsift.testing.benchkit, memsift.testing.tiny_models\n"
         "import memsift.interfaces, memsift.builtin.minilm\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

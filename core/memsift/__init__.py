@@ -1,4 +1,9 @@
-"""memsift: long-term memory for AI agents with reranker-enhanced search."""
+"""memsift: long-term memory for AI agents with reranker-enhanced search.
+
+This module is the facade: what users and plugin authors import (``Memory``, ``AsyncMemory``,
+the base classes, the errors, ``hookimpl``). Inside the core, modules import the module that
+defines a name, never this one.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from memsift.errors import (
     MemsiftError,
     ModelNotFoundError,
     PluginError,
+    ProviderConflictError,
     ProviderError,
     ProviderNotFoundError,
     RerankError,
@@ -41,7 +47,7 @@ from memsift.interfaces import (
     check_rerank_input,
 )
 from memsift.plugins import PluginLoadWarning
-from memsift.registry import ProviderConflictError, ProviderRegistrar
+from memsift.registrar import ProviderRegistrar
 
 if TYPE_CHECKING:
     from memsift.async_memory import AsyncMemory

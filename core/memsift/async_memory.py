@@ -4,7 +4,7 @@ Search and add use the providers' async twins (native async clients where a prov
 them, so a hosted reranker never blocks the event loop); the storage operations run in a
 worker thread.
 
-The order of writes is ``Memory``'s (see :mod:`memsift.memory`): history events first, then
+The order of writes is ``Memory``'s (see :mod:`memsift.changes`): history events first, then
 the store, the events taken back if the store write fails, so a call that raises stored
 nothing. An ``add`` whose task is cancelled while it writes finishes that write in the
 background (history and store stay in step), so the memory may be stored.
@@ -17,17 +17,12 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from memsift.changes import add_events, new_records, take_back
 from memsift.config import MemoryConfig
-from memsift.interfaces import FloatArray, MemoryRecord
-from memsift.memory import (
-    DELETE_ALL_ARGS,
-    GET_ALL_ARGS,
-    SEARCH_ARGS,
-    MemoryCore,
-    added_response,
-    extraction_messages,
-    reject_unknown,
-)
+from memsift.extraction import extraction_messages
+from memsift.inputs import DELETE_ALL_ARGS, GET_ALL_ARGS, SEARCH_ARGS, reject_unknown
+from memsift.memory import MemoryCore, added_response
+from memsift.records import FloatArray, MemoryRecord
 
 
 class AsyncMemory(MemoryCore):
@@ -61,6 +56,11 @@ class AsyncMemory(MemoryCore):
         infer: bool | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
+        """Store messages as memories; with an LLM (``infer``), store extracted facts.
+
+        The embedder's and the LLM's async twins do the work; the writes run in a worker
+        thread and, once started, finish even if the task is cancelled.
+        """
         plan = self._plan_add(messages, user_id, agent_id, run_id, metadata, infer, unknown)
         texts = plan.texts
         if plan.infer:
@@ -69,18 +69,18 @@ class AsyncMemory(MemoryCore):
             texts = await asyncio.to_thread(self._new_facts, answer, plan.scope)
         if not texts:
             return {"results": []}
-        records = self._new_records(texts, plan.scope, plan.metadata)
+        records = new_records(texts, plan.scope, plan.metadata)
         vectors = await self.embedder.aembed(texts, purpose="document")
         await asyncio.shield(self._awrite_add(records, vectors))
         return added_response(records)
 
     async def _awrite_add(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
         """History first, then the store; the events are taken back if the store fails."""
-        ids = await asyncio.to_thread(self.history_db.record, self._add_events(records))
+        ids = await asyncio.to_thread(self.history_db.record, add_events(records))
         try:
             await self.vector_store.ainsert(records, vectors)
         except Exception:
-            await asyncio.to_thread(self._take_back, ids)
+            await asyncio.to_thread(take_back, self.history_db, ids)
             raise
 
     async def search(
@@ -96,6 +96,12 @@ class AsyncMemory(MemoryCore):
         threshold: float | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
+        """Search memories within a scope; rerank the candidate pool when a reranker applies.
+
+        Returns ``{"results": [...], "rerank": {...}, "timings": {...}}``, as
+        :meth:`memsift.Memory.search`; the embedder, the store and the reranker are awaited
+        through their async twins, so a hosted reranker never blocks the event loop.
+        """
         reject_unknown("search", unknown, SEARCH_ARGS)
         timings: dict[str, float] = {"_start": time.perf_counter()}
         query, parsed, top_k, apply, threshold, fetch = self._plan_search(
@@ -118,6 +124,7 @@ class AsyncMemory(MemoryCore):
         return self._respond(query, hits, outcome, top_k, threshold, timings, is_async=True)
 
     async def get(self, memory_id: str) -> dict[str, Any]:
+        """The memory with this id; MemoryNotFoundError if there is none."""
         return await asyncio.to_thread(self._get, memory_id)
 
     async def get_all(
@@ -130,15 +137,18 @@ class AsyncMemory(MemoryCore):
         top_k: int = 100,
         **unknown: Any,
     ) -> dict[str, Any]:
+        """Memories within a scope (newest first), at most ``top_k``."""
         reject_unknown("get_all", unknown, GET_ALL_ARGS)
         return await asyncio.to_thread(self._get_all, filters, user_id, agent_id, run_id, top_k)
 
     async def update(
         self, memory_id: str, data: str, metadata: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
+        """Replace a memory's text (re-embedded) and, when given, its metadata."""
         return await asyncio.to_thread(self._update, memory_id, data, metadata)
 
     async def delete(self, memory_id: str) -> dict[str, Any]:
+        """Delete one memory; MemoryNotFoundError if there is none."""
         return await asyncio.to_thread(self._delete, memory_id)
 
     async def delete_all(
@@ -150,11 +160,14 @@ class AsyncMemory(MemoryCore):
         run_id: str | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
+        """Delete every memory within a scope; returns how many were deleted."""
         reject_unknown("delete_all", unknown, DELETE_ALL_ARGS)
         return await asyncio.to_thread(self._delete_all, filters, user_id, agent_id, run_id)
 
     async def history(self, memory_id: str) -> list[dict[str, Any]]:
+        """The ADD / UPDATE / DELETE events of a memory, oldest first."""
         return await asyncio.to_thread(self._history, memory_id)
 
     async def reset(self) -> None:
+        """Delete every memory and the whole history."""
         await asyncio.to_thread(self._reset)

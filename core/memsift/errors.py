@@ -19,6 +19,16 @@ class PluginError(MemsiftError):
     """A plugin registered something invalid (duplicate name, wrong base class, no config)."""
 
 
+class ProviderConflictError(PluginError, ConfigError):
+    """Two or more plugins register the provider a config asks for.
+
+    Raised only when that name is looked up (so configs that do not use it keep working);
+    the message names every plugin that registers it. It is a :class:`PluginError` (the
+    installed plugins clash) and a :class:`ConfigError` (the config cannot be resolved),
+    so code catching either sees it.
+    """
+
+
 class FilterError(MemsiftError, ValueError):
     """A filter is malformed; the message says where in the filter the problem is."""
 
@@ -86,6 +96,7 @@ __all__ = [
     "MemsiftError",
     "ModelNotFoundError",
     "PluginError",
+    "ProviderConflictError",
     "ProviderError",
     "ProviderNotFoundError",
     "RerankError",

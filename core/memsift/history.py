@@ -2,10 +2,10 @@
 
 The history is its own SQLite file (by default ``history.db`` beside the store), so a write to
 it and a write to the vector store cannot share one transaction. ``Memory`` keeps the two in
-step by this rule: the events are written first (:meth:`History.record` returns their ids),
-then the store; if the store write fails the events are taken back (:meth:`History.remove`)
-and the error is raised, and if the history write fails the store is not touched. So a call
-that raises leaves both as they were.
+step by this rule (:func:`memsift.changes.record_then`): the events are written first
+(:meth:`History.record` returns their ids), then the store; if the store write fails the
+events are taken back (:meth:`History.remove`) and the error is raised, and if the history
+write fails the store is not touched. So a call that raises leaves both as they were.
 
 Every SQLite error (a full disk, a locked or malformed file) surfaces as
 :class:`memsift.errors.StoreError` naming the file and carrying SQLite's own message; a write

@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) with functions marked ``@memsift.hookimpl`` whose names
 are the hooks below. It is found through the ``memsift`` entry-point group. The four
-``register_*`` hooks each receive a typed :class:`~memsift.registry.ProviderRegistrar`
+``register_*`` hooks each receive a typed :class:`~memsift.registrar.ProviderRegistrar`
 (``ProviderRegistrar[Reranker]`` for ``register_rerankers``, ...); a plugin calls
 ``registry.register(name, ProviderClass, ConfigModel, description=...)`` once per
 provider. Every implementation is called (none stops the others); what they register is
@@ -21,7 +21,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from memsift.interfaces import LLM, Embedder, Reranker, VectorStore
-    from memsift.registry import ProviderRegistrar
+    from memsift.registrar import ProviderRegistrar
     from memsift.search import SearchEvent
 
 PROJECT_NAME = "memsift"

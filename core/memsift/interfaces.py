@@ -1,9 +1,16 @@
-"""The abstract bases every provider implements, their config bases, and plain data types.
+"""The abstract bases every provider implements (``Embedder``, ``Reranker``, ``VectorStore``,
+``LLM``) and their config bases.
 
 A provider is a class with a pydantic config model. The core builds it as
 ``ProviderClass(config)``; the pipeline owns ordering, truncation, caching, timing and
 fallback, so providers stay small. Each sync method has an async twin whose default runs
-the sync one in a worker thread; providers with native async clients override it.
+the sync one in a worker thread; providers with native async clients override it. What a
+store may do beyond the required methods (finding records by hash, saying where its files
+are) is a declared method with a default, never probed for with ``getattr``.
+
+The plain data types (``MemoryRecord``, ``VectorHit``, ``Candidate``, ``EmbedderIdentity``,
+``FloatArray``) live in :mod:`memsift.records` and are re-exported here, where plugins
+import them from.
 """
 
 from __future__ import annotations
@@ -11,17 +18,17 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-if TYPE_CHECKING:
-    from memsift.filters import Filter
+from memsift.errors import InvalidInputError
+from memsift.records import Candidate, EmbedderIdentity, FloatArray, MemoryRecord, VectorHit
 
-FloatArray = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    from memsift.filters.ast import Filter
+
 ProviderKind = Literal["embedder", "reranker", "vector_store", "llm"]
 PROVIDER_KINDS: tuple[ProviderKind, ...] = ("vector_store", "embedder", "llm", "reranker")
 
@@ -62,72 +69,11 @@ class RerankerConfig(ProviderConfig):
     cache_size: int = Field(default=0, ge=0, description="entries in the rerank-score cache")
 
 
-# --------------------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class EmbedderIdentity:
-    """Which embedder filled a store: vectors from another must never be mixed in."""
-
-    provider: str
-    model: str
-    dims: int
-
-
-@dataclass
-class MemoryRecord:
-    """One stored memory, as a vector store holds it."""
-
-    id: str
-    memory: str
-    hash: str
-    metadata: dict[str, Any] = field(default_factory=dict)
-    user_id: str | None = None
-    agent_id: str | None = None
-    run_id: str | None = None
-    created_at: str = ""
-    updated_at: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.id,
-            "memory": self.memory,
-            "hash": self.hash,
-            "metadata": dict(self.metadata),
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-        for key in ("user_id", "agent_id", "run_id"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        return out
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """What a reranker sees of one candidate: its text, its vector score and its record."""
-
-    text: str
-    vector_score: float
-    record: MemoryRecord
-
-
-@dataclass(frozen=True)
-class VectorHit:
-    """A vector-stage candidate: the record and its similarity (higher is better)."""
-
-    record: MemoryRecord
-    score: float
-
-
 # --------------------------------------------------------------------------- providers
 
 
 def check_rerank_input(query: Any, documents: Any) -> list[str]:
     """Validate a reranker's arguments; raise InvalidInputError. Returns the documents."""
-    from memsift.errors import InvalidInputError
-
     if not isinstance(query, str):
         raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
     if not query.strip():
@@ -146,8 +92,6 @@ def check_embed_input(texts: Any) -> list[str]:
 
     A single string (or bytes) is refused rather than embedded character by character.
     """
-    from memsift.errors import InvalidInputError
-
     if isinstance(texts, (str, bytes)):
         raise InvalidInputError(
             "texts must be a sequence of strings, not a single string; wrap it in a list"
@@ -307,6 +251,26 @@ class VectorStore(ABC):
 
     def close(self) -> None:
         """Flush and release resources. Default: nothing."""
+
+    def find_hashes(self, hashes: Sequence[str], *, filters: Filter) -> set[str]:
+        """Which of ``hashes`` the records that satisfy ``filters`` have.
+
+        ``add(infer=True)`` calls it to skip extracted facts the scope already holds. The
+        default lists the matching records; a store that can look hashes up directly (an
+        index on the hash) overrides it.
+        """
+        wanted = set(hashes)
+        records = self.list_records(filters=filters, limit=1_000_000)
+        return {r.hash for r in records if r.hash in wanted}
+
+    @property
+    def data_directory(self) -> Path | None:
+        """The folder that holds the store's files, or None (default) for a store without one.
+
+        ``Memory`` keeps its history database (``history.db``) there unless the config sets
+        ``history_db_path``; without a folder, in ``$MEMSIFT_HOME`` (default ``~/.memsift``).
+        """
+        return None
 
     async def ainsert(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
         await asyncio.to_thread(self.insert, records, vectors)

@@ -343,11 +343,21 @@ def get_plugin_manager() -> pluggy.PluginManager:
     return get_plugin_host().manager
 
 
+#: What :func:`reload_plugins` also resets: the layers that cache what they loaded from the
+#: host (the registry) add theirs with :func:`on_reload`, so this module imports none of them.
+_reload_listeners: list[Callable[[], None]] = []
+
+
+def on_reload(listener: Callable[[], None]) -> None:
+    """Call ``listener`` (under the host lock) each time :func:`reload_plugins` runs."""
+    with HOST_LOCK:
+        _reload_listeners.append(listener)
+
+
 def reload_plugins() -> None:
     """Forget loaded plugins; the next lookup loads them again (useful in tests)."""
     global _host
-    from memsift import registry
-
     with HOST_LOCK:
         _host = None
-        registry.forget()
+        for listener in _reload_listeners:
+            listener()

@@ -1,83 +1,28 @@
 """Typed lookups of providers. Every hook call sits behind this module and is validated here.
 
-One table, :data:`KINDS`, says what each provider kind is: its name, the base class its
-providers subclass, the base class of their config models, and the hook that registers
-them. The functions here are the only place the core calls the ``register_*`` hooks; they
-check what each plugin hands over (a name, a subclass of the kind's base class, a config
-model subclassing the kind's config base and forbidding unknown keys) and skip, with a
-:class:`~memsift.plugins.PluginLoadWarning`, a plugin whose hook raises or registers
-something invalid.
+The functions here are the only place the core calls the ``register_*`` hooks: each plugin's
+hooks get a :class:`~memsift.registrar.ProviderRegistrar` of their kind (the table of kinds,
+:data:`~memsift.registrar.KINDS`, and the checks of a registration live in
+:mod:`memsift.registrar`), and a plugin whose hook raises or registers something invalid is
+skipped with a :class:`~memsift.plugins.PluginLoadWarning`.
 
 Two plugins registering the same provider name is not an error until something asks for
 that name: :func:`get_provider` (and so a config naming it) then raises
-:class:`ProviderConflictError` naming both plugins; every other provider works.
+:class:`~memsift.errors.ProviderConflictError` naming both plugins; every other provider
+works.
 """
 
 from __future__ import annotations
 
 import difflib
-import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, cast
-
-from pydantic import BaseModel
-from typing_extensions import TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 from memsift import plugins as _plugins
-from memsift.errors import ConfigError, PluginError, ProviderNotFoundError
-from memsift.interfaces import (
-    LLM,
-    Embedder,
-    EmbedderConfig,
-    LLMConfig,
-    ProviderConfig,
-    ProviderKind,
-    Reranker,
-    RerankerConfig,
-    VectorStore,
-    VectorStoreConfig,
-)
+from memsift.errors import PluginError, ProviderConflictError, ProviderNotFoundError
+from memsift.interfaces import LLM, Embedder, ProviderKind, Reranker, VectorStore
 from memsift.plugins import LOAD_PLUGINS_ENV, PluginInfo, normalize_dist_name
-
-#: The provider class a registrar or spec is about (``Reranker`` for rerankers, ...).
-T = TypeVar("T", default=Any)
-
-
-class ProviderConflictError(PluginError, ConfigError):
-    """Two or more plugins register the provider a config asks for.
-
-    Raised only when that name is looked up (so configs that do not use it keep working);
-    the message names every plugin that registers it. It is a :class:`PluginError` (the
-    installed plugins clash) and a :class:`ConfigError` (the config cannot be resolved),
-    so code catching either sees it.
-    """
-
-
-@dataclass(frozen=True)
-class KindSpec:
-    """One provider kind: its name, label, base classes and registration hook."""
-
-    kind: ProviderKind
-    label: str
-    base: type[Any]
-    config_base: type[ProviderConfig]
-    hook: str
-
-
-#: The provider kinds, in the order their hooks are called.
-KINDS: dict[ProviderKind, KindSpec] = {
-    spec.kind: spec
-    for spec in (
-        KindSpec("embedder", "embedder", Embedder, EmbedderConfig, "register_embedders"),
-        KindSpec("reranker", "reranker", Reranker, RerankerConfig, "register_rerankers"),
-        KindSpec(
-            "vector_store", "vector store", VectorStore, VectorStoreConfig, "register_vector_stores"
-        ),
-        KindSpec("llm", "llm", LLM, LLMConfig, "register_llms"),
-    )
-}
-KIND_LABEL: dict[ProviderKind, str] = {kind: spec.label for kind, spec in KINDS.items()}
+from memsift.registrar import KIND_LABEL, KINDS, KindSpec, ProviderRegistrar, ProviderSpec
 
 #: Providers shipped as separate distributions (in plugins/ or planned, DESIGN section 1),
 #: so that an unknown-provider error can say what to install.
@@ -93,101 +38,6 @@ KNOWN_DISTRIBUTIONS: dict[tuple[ProviderKind, str], str] = {
     ("reranker", "llm_reranker"): "memsift-llm",
     ("vector_store", "qdrant"): "memsift-qdrant",
 }
-
-_NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class ProviderSpec(Generic[T]):
-    """One registered provider: its kind, name, class, config model and owning plugin."""
-
-    kind: ProviderKind
-    name: str
-    factory: type[T]
-    config_model: type[BaseModel]
-    description: str
-    plugin: str
-    #: How messages name the owning plugin (``memsift-a (entry point a)``).
-    origin: str = ""
-
-    def build(self, config: BaseModel) -> T:
-        """Instantiate the provider with an already validated config."""
-        factory: Any = self.factory
-        built: T = factory(config)
-        return built
-
-
-class ProviderRegistrar(Generic[T]):
-    """Handed to a ``register_*`` hook; the plugin calls :meth:`register` on it.
-
-    Annotate the hook's argument with the kind (``ProviderRegistrar[Reranker]`` in
-    ``register_rerankers``) and a type checker refuses a provider of another kind.
-    """
-
-    def __init__(
-        self,
-        kind: ProviderKind,
-        plugin: str,
-        sink: Callable[[ProviderSpec[Any]], None],
-        *,
-        origin: str | None = None,
-    ) -> None:
-        self.kind = kind
-        self.plugin = plugin
-        self.origin = origin or plugin
-        self._sink = sink
-
-    def register(
-        self,
-        name: str,
-        factory: type[T],
-        config: type[ProviderConfig],
-        *,
-        description: str = "",
-    ) -> None:
-        """Register ``factory`` (a provider class) under ``name`` with its ``config`` model.
-
-        ``config`` subclasses the kind's config base (``memsift.RerankerConfig`` for a
-        reranker, ...). ``description``'s first line is shown by ``memsift plugins``.
-        Raises :class:`~memsift.PluginError` for an invalid registration (the host then
-        skips the plugin with a warning).
-        """
-        kind = KINDS[self.kind]
-        where = f"plugin {self.plugin!r} registering {kind.label} {name!r}"
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise PluginError(
-                f"{where}: the name must match {_NAME_RE.pattern} (lowercase, digits, _ or -)"
-            )
-        if not isinstance(factory, type) or not issubclass(factory, kind.base):
-            raise PluginError(
-                f"{where}: the provider must be a subclass of memsift.{kind.base.__name__}, "
-                f"got {factory!r}"
-            )
-        if not isinstance(config, type) or not issubclass(config, BaseModel):
-            raise PluginError(f"{where}: the config must be a pydantic model class, got {config!r}")
-        if config.model_config.get("extra") != "forbid":
-            raise PluginError(
-                f"{where}: the config model {config.__name__} must forbid unknown keys "
-                "(model_config extra='forbid'; subclassing memsift.ProviderConfig does it)"
-            )
-        if not issubclass(config, kind.config_base):
-            raise PluginError(
-                f"{where}: the config model {config.__name__} must subclass "
-                f"memsift.{kind.config_base.__name__}"
-            )
-        if not isinstance(description, str):
-            raise PluginError(f"{where}: the description must be a string")
-        self._sink(
-            ProviderSpec(
-                kind=self.kind,
-                name=name,
-                factory=factory,
-                config_model=config,
-                description=description.strip().splitlines()[0] if description.strip() else "",
-                plugin=self.plugin,
-                origin=self.origin,
-            )
-        )
 
 
 def _and_join(items: list[str]) -> str:
@@ -391,6 +241,9 @@ def forget() -> None:
         _registry = None
 
 
+_plugins.on_reload(forget)  # reload_plugins() forgets the registry with the host
+
+
 def include(info: PluginInfo) -> None:
     """Add the providers of a plugin registered after the registry loaded (in-process).
 
@@ -459,3 +312,28 @@ def list_conflicts(kind: ProviderKind) -> dict[str, list[ProviderSpec[Any]]]:
     """The names of ``kind`` registered by several plugins, with every registration."""
     conflicts = get_registry().conflicts[kind]
     return {n: list(conflicts[n]) for n in sorted(conflicts)}
+
+
+__all__ = [
+    "KINDS",
+    "KIND_LABEL",
+    "KNOWN_DISTRIBUTIONS",
+    "KindSpec",
+    "ProviderConflictError",
+    "ProviderRegistrar",
+    "ProviderSpec",
+    "Registry",
+    "conflict_message",
+    "current_registry",
+    "forget",
+    "get_embedder",
+    "get_llm",
+    "get_provider",
+    "get_registry",
+    "get_reranker",
+    "get_vector_store",
+    "include",
+    "list_conflicts",
+    "list_providers",
+    "restore",
+]

@@ -3,7 +3,8 @@
 The pipeline owns everything around a reranker call -- the candidate pool, the score
 cache, the timeout, validation of the scores, the fallback to vector order, ordering and
 timings -- so providers only map ``(query, documents)`` to scores. ``Memory`` and
-``AsyncMemory`` drive the same steps; only the awaiting differs.
+``AsyncMemory`` drive the same steps; only the awaiting differs. The checks of a search's
+arguments (query, ``top_k``, threshold, scope) are in :mod:`memsift.inputs`.
 """
 
 from __future__ import annotations
@@ -17,166 +18,31 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from memsift.errors import (
-    InvalidInputError,
-    RerankError,
-    RerankTimeoutError,
-    ScopeError,
+from memsift.errors import RerankError, RerankTimeoutError
+from memsift.inputs import (
+    MAX_ID_CHARS,
+    MAX_QUERY_CHARS,
+    MAX_TOP_K,
+    SCOPE_STAR_PROBLEM,
+    check_id_text,
+    check_query,
+    check_scope_id,
+    check_scope_pins,
+    check_threshold,
+    check_top_k,
+    scoped_filter,
 )
-from memsift.filters import (
-    Filter,
-    lone_surrogate_problem,
-    parse_filter,
-    require_scope,
-    scope_pins,
-)
-from memsift.interfaces import Candidate, Reranker, RerankerConfig, VectorHit
+from memsift.interfaces import Reranker, RerankerConfig
+from memsift.records import Candidate, VectorHit
 
 log = logging.getLogger("memsift.search")
-
-MAX_TOP_K = 1000
-#: The longest scope id (``user_id``, ``agent_id``, ``run_id``) and the longest memory id a
-#: caller may pass, in characters; a longer one is an :class:`InvalidInputError`.
-MAX_ID_CHARS: Final = 256
-#: The longest query, in characters. A longer query is rejected with
-#: :class:`InvalidInputError`, not truncated (the embedder reads only its first few hundred
-#: tokens anyway; a reranker may read more).
-MAX_QUERY_CHARS: Final = 32_000
-#: Why ``"*"`` cannot stand for a scope id.
-SCOPE_STAR_PROBLEM: Final = "'*' means any value; a scope must be pinned to one id"
 
 
 def default_pool(top_k: int) -> int:
     """The default candidate pool for a search returning ``top_k`` hits."""
     return min(max(3 * top_k, 20), 100)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def check_query(query: Any) -> str:
-    """A non-empty string of at most :data:`MAX_QUERY_CHARS` characters, valid Unicode."""
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be a string, got {type(query).__name__}")
-    if len(query) > MAX_QUERY_CHARS:
-        raise InvalidInputError(
-            f"query is {len(query)} characters long; the limit is {MAX_QUERY_CHARS} "
-            "(longer queries are rejected, not truncated)"
-        )
-    if not query.strip():
-        raise InvalidInputError("query must not be empty")
-    problem = lone_surrogate_problem("query", query)
-    if problem is not None:
-        raise InvalidInputError(problem)
-    return query
-
-
-def check_id_text(value: str, what: str) -> str:
-    """Raise InvalidInputError if the id ``value`` is over :data:`MAX_ID_CHARS` or not valid
-    Unicode (a lone surrogate)."""
-    if len(value) > MAX_ID_CHARS:
-        raise InvalidInputError(
-            f"{what} is {len(value)} characters long; the limit is {MAX_ID_CHARS}"
-        )
-    problem = lone_surrogate_problem(what, value)
-    if problem is not None:
-        raise InvalidInputError(problem)
-    return value
-
-
-def check_scope_id(value: Any, what: str) -> str:
-    """Validate one scope id given as a keyword argument (``user_id=...``, also at add time).
-
-    It is one exact id: a non-empty string without NUL characters, valid Unicode, at most
-    :data:`MAX_ID_CHARS` characters, and not ``"*"`` (:class:`ScopeError`: ``"*"`` would
-    mean any value in a filter, so such an id could never be searched).
-    """
-    if isinstance(value, str) and value == "*":
-        raise ScopeError(f"{what}='*': {SCOPE_STAR_PROBLEM}; pass the exact {what}")
-    if not isinstance(value, str) or not value.strip() or "\x00" in value:
-        raise InvalidInputError(f"{what} must be a non-empty string without NUL characters")
-    return check_id_text(value, what)
-
-
-def check_scope_pins(filters: Mapping[str, Any] | None) -> None:
-    """Require every scope pin of a (parsed) filter dict to be one exact id.
-
-    A pin is a ``user_id``/``agent_id``/``run_id`` key at the top level or inside a top-level
-    AND (see :func:`memsift.filters.scope_pins`). Its value must be an id string, or
-    ``{"eq": id}`` (which also matches a literal ``"*"``); ``"*"``, a list or another operator
-    dict there is a :class:`ScopeError`, and an id over :data:`MAX_ID_CHARS` an
-    :class:`InvalidInputError`. Under OR and NOT, scope fields take the whole filter language.
-    """
-    elsewhere = "conditions matching several ids go under OR or NOT, beside a pinned scope"
-    for where, field_name, value in scope_pins(filters):
-        example = f"{{{field_name!r}: 'the-id'}}"
-        if isinstance(value, Mapping):
-            if set(value) != {"eq"} or not isinstance(value["eq"], str):
-                raise ScopeError(
-                    f"{where}: a scope must be pinned to one id, got the operator dict "
-                    f"{sorted(map(str, value))}; write {example} ({elsewhere})"
-                )
-            value = value["eq"]
-        elif isinstance(value, (list, tuple)):
-            raise ScopeError(
-                f"{where}: a scope must be pinned to one id, got a list; write {example} "
-                f"({elsewhere})"
-            )
-        elif value == "*":
-            raise ScopeError(f"{where}: {SCOPE_STAR_PROBLEM}; write {example} ({elsewhere})")
-        if isinstance(value, str):
-            check_id_text(value, where)
-
-
-def check_top_k(top_k: Any, *, name: str = "top_k", maximum: int = MAX_TOP_K) -> int:
-    if isinstance(top_k, bool) or not isinstance(top_k, int):
-        raise InvalidInputError(f"{name} must be an integer, got {type(top_k).__name__}")
-    if not 1 <= top_k <= maximum:
-        raise InvalidInputError(f"{name} must be between 1 and {maximum}, got {top_k}")
-    return top_k
-
-
-def check_threshold(threshold: Any) -> float | None:
-    if threshold is None:
-        return None
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        raise InvalidInputError(f"threshold must be a number, got {type(threshold).__name__}")
-    if not math.isfinite(threshold):
-        raise InvalidInputError("threshold must be finite")
-    return float(threshold)
-
-
-def scoped_filter(
-    filters: Mapping[str, Any] | None,
-    *,
-    user_id: str | None,
-    agent_id: str | None,
-    run_id: str | None,
-    what: str,
-) -> Filter:
-    """Merge scope keyword arguments into ``filters``, parse, and enforce the scope rule.
-
-    Every scope pin must be one exact id: the keyword arguments (:func:`check_scope_id`) and
-    the scope keys at the top level of ``filters`` or inside a top-level AND
-    (:func:`check_scope_pins`); ``"*"`` there is a :class:`ScopeError`. Then at least one
-    scope field must be pinned (:func:`memsift.filters.require_scope`).
-    """
-    if filters is not None and not isinstance(filters, Mapping):
-        raise InvalidInputError(f"filters must be a dict, got {type(filters).__name__}")
-    spec: dict[str, Any] = dict(filters or {})
-    extra: list[dict[str, Any]] = []
-    for key, value in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id)):
-        if value is None:
-            continue
-        extra.append({key: check_scope_id(value, key)})
-    parsed = parse_filter(spec)  # errors located in the filter as the caller wrote it
-    check_scope_pins(spec)
-    if extra:
-        parsed = parse_filter({"AND": [spec, *extra]} if spec else {"AND": extra})
-    require_scope(parsed, what)
-    return parsed
 
 
 # --------------------------------------------------------------------------- cache
@@ -321,7 +187,7 @@ class RerankStage:
         start = time.perf_counter()
         cached, missing = self._lookup(query, hits)
         outcome.cache_hits = len(hits) - len(missing)
-        docs = [_candidate(hits[i]) for i in missing]
+        docs = [Candidate.from_hit(hits[i]) for i in missing]
         return _Attempt(outcome, start, cached, missing, docs)
 
     def _close(
@@ -400,10 +266,6 @@ class RerankStage:
         self.reranker.close()
 
 
-def _candidate(hit: VectorHit) -> Candidate:
-    return Candidate(text=hit.record.memory, vector_score=hit.score, record=hit.record)
-
-
 def validate_scores(scores: Any, expected: int, provider: str) -> list[float]:
     """Check a provider's answer: one finite score in [0, 1] per document."""
     try:
@@ -470,3 +332,29 @@ class SearchEvent:
     rerank: Mapping[str, Any]
     timings: Mapping[str, float]
     is_async: bool
+
+
+# This module's names, and the checks of a search's arguments, which moved to memsift.inputs
+# (still importable from here).
+__all__ = [
+    "MAX_ID_CHARS",
+    "MAX_QUERY_CHARS",
+    "MAX_TOP_K",
+    "SCOPE_STAR_PROBLEM",
+    "RerankOutcome",
+    "RerankStage",
+    "ScoreCache",
+    "SearchEvent",
+    "assemble",
+    "check_id_text",
+    "check_query",
+    "check_scope_id",
+    "check_scope_pins",
+    "check_threshold",
+    "check_top_k",
+    "default_pool",
+    "describe_error",
+    "hit_dict",
+    "scoped_filter",
+    "validate_scores",
+]

@@ -23,7 +23,7 @@ from memsift.hookspecs import hookimpl
 from memsift.interfaces import Candidate, Reranker, RerankerConfig, check_rerank_input
 
 if TYPE_CHECKING:
-    from memsift.registry import ProviderRegistrar
+    from memsift.registrar import ProviderRegistrar
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 

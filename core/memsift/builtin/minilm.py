@@ -53,7 +53,7 @@ from memsift.interfaces import Embedder, EmbedderConfig, FloatArray, check_embed
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from memsift.registry import ProviderRegistrar
+    from memsift.registrar import ProviderRegistrar
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 DEFAULT_DIMS = 384

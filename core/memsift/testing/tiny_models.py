@@ -10,7 +10,8 @@ The vocabulary is small: a few whole words, the letters and digits, and their ``
 continuations, so any ASCII text tokenises without ``[UNK]`` floods. The weights are drawn
 with a wide ``initializer_range`` so the logits of different pairs differ clearly. The
 builders import torch and transformers (and sentence-transformers) when called; importing
-this module does not.
+this module does not. :func:`save_wordpiece_tokenizer` (a WordPiece tokenizer over any
+vocabulary) serves the benchmark kit's real-shape model too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from memsift.benchkit import SPECIALS, save_wordpiece_tokenizer
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 _WORD_TEXT = """
 the a an is in of to and at on over where does do alice bob live lives lived lisbon
@@ -42,6 +43,40 @@ DOCS = [
     "alice likes italian food",
     "the car broke down on the highway",
 ]
+
+
+def save_wordpiece_tokenizer(folder: Path, vocab: list[str], *, max_length: int = 512) -> Any:
+    """A BERT-style WordPiece fast tokenizer over ``vocab``, saved into ``folder`` (and vocab.txt).
+
+    ``vocab`` must start with :data:`SPECIALS`. Imports transformers.
+    """
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+
+    transformers = importlib.import_module("transformers")
+    ids = {token: i for i, token in enumerate(vocab)}
+    backend = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
+    )
+    backend.decoder = decoders.WordPiece()
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
+        model_max_length=max_length,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer.save_pretrained(str(folder))
+    return tokenizer
 
 
 def vocabulary() -> list[str]:
@@ -132,10 +167,12 @@ __all__ = [
     "DOCS",
     "HIDDEN",
     "QUERY",
+    "SPECIALS",
     "bert_config",
     "build_cross_encoder",
     "build_sentence_transformer",
     "build_tokenizer",
     "reference_logits",
+    "save_wordpiece_tokenizer",
     "vocabulary",
 ]

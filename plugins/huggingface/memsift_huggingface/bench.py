@@ -1,6 +1,6 @@
 """Benchmark: memsift's rerank stage vs the plain transformers forward pass (local mode).
 
-On the random-weight ms-marco-MiniLM-L-6 cross-encoder of :mod:`memsift.benchkit`, the
+On the random-weight ms-marco-MiniLM-L-6 cross-encoder of :mod:`memsift.testing.benchkit`, the
 30-candidate pool is scored, interleaved, by (a) what one would write with transformers
 alone -- tokenise the (query, memory) pairs, one forward pass under
 ``torch.inference_mode()`` -- and (b) the search pipeline's
@@ -14,7 +14,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from memsift.benchkit import POOL, QUERY, Timed, build_minilm_cross_encoder, compare_with_stage
+from memsift.testing.benchkit import (
+    POOL,
+    QUERY,
+    Figure,
+    Timed,
+    build_minilm_cross_encoder,
+    compare_with_stage,
+    rerank_overhead_figure,
+)
 
 
 def bench_rerank_overhead(repeats: int = 20) -> dict[str, float]:
@@ -89,4 +97,10 @@ class _TokenizerProxy:
         return getattr(self._tokenizer, name)
 
 
-__all__ = ["bench_rerank_overhead"]
+def run(quick: bool) -> list[Figure]:
+    """What ``memsift bench`` shows for this plugin (entry point ``memsift.benchmarks``)."""
+    result = bench_rerank_overhead(repeats=10 if quick else 20)
+    return [rerank_overhead_figure("memsift_huggingface", result)]
+
+
+__all__ = ["bench_rerank_overhead", "run"]

@@ -1,6 +1,6 @@
 """Benchmark: memsift's rerank stage vs calling ``CrossEncoder.predict`` directly.
 
-On the random-weight ms-marco-MiniLM-L-6 cross-encoder of :mod:`memsift.benchkit`, the
+On the random-weight ms-marco-MiniLM-L-6 cross-encoder of :mod:`memsift.testing.benchkit`, the
 30-candidate pool is scored, interleaved, by (a) ``CrossEncoder.predict`` on the (query,
 memory) pairs and (b) the search pipeline's :class:`memsift.search.RerankStage` with the
 ``sentence_transformer`` reranker on the same model object.
@@ -11,7 +11,15 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from memsift.benchkit import POOL, QUERY, Timed, build_minilm_cross_encoder, compare_with_stage
+from memsift.testing.benchkit import (
+    POOL,
+    QUERY,
+    Figure,
+    Timed,
+    build_minilm_cross_encoder,
+    compare_with_stage,
+    rerank_overhead_figure,
+)
 
 
 def bench_rerank_overhead(repeats: int = 20) -> dict[str, float]:
@@ -62,4 +70,10 @@ def bench_rerank_overhead(repeats: int = 20) -> dict[str, float]:
     return out
 
 
-__all__ = ["bench_rerank_overhead"]
+def run(quick: bool) -> list[Figure]:
+    """What ``memsift bench`` shows for this plugin (entry point ``memsift.benchmarks``)."""
+    result = bench_rerank_overhead(repeats=10 if quick else 20)
+    return [rerank_overhead_figure("memsift_sentence_transformers", result)]
+
+
+__all__ = ["bench_rerank_overhead", "run"]

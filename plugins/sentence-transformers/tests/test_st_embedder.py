@@ -10,16 +10,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+import memsift
+from memsift import ConfigError, InvalidInputError, ModelNotFoundError
+from memsift.testing import EmbedderConformance
 from memsift_sentence_transformers import (
     SentenceTransformerEmbedder,
     SentenceTransformerEmbedderConfig,
 )
 from memsift_sentence_transformers import embedder as embedder_module
 from memsift_sentence_transformers.runtime import MODEL_CACHE
-
-import memsift
-from memsift import ConfigError, InvalidInputError, ModelNotFoundError
-from memsift.testing import EmbedderConformance
 
 TEXTS = ["alice lives in lisbon", "bob prefers green tea", "the report is due on friday"]
 

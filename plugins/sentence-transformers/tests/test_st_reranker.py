@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from memsift_sentence_transformers import (
-    SentenceTransformerReranker,
-    SentenceTransformerRerankerConfig,
-)
-from memsift_sentence_transformers.runtime import MODEL_CACHE
 
 import memsift
 from memsift import ConfigError, ModelNotFoundError, RerankError
 from memsift.search import RerankStage
 from memsift.testing import RerankerConformance
 from memsift.testing.tiny_models import DOCS, QUERY, reference_logits
+from memsift_sentence_transformers import (
+    SentenceTransformerReranker,
+    SentenceTransformerRerankerConfig,
+)
+from memsift_sentence_transformers.runtime import MODEL_CACHE
 
 
 def make(folder: Path, **options: Any) -> SentenceTransformerReranker:

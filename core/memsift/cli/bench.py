@@ -1,4 +1,11 @@
-"""``memsift bench``: the performance figures of DESIGN.md section 7, side by side.
+"""``memsift bench``: the performance figures, side by side.
+
+The core's sections measure add throughput against the embedder alone (``add``), scoped
+search latency and the framework overhead of a search (``search``), the vector stage at 1M
+memories, flat and HNSW (``scale``), and opening a store and its resident memory (``open``).
+The ``local`` section runs the benchmarks installed plugins register in the
+``memsift.benchmarks`` entry-point group (each a ``run(quick: bool)`` returning
+:class:`~memsift.figures.Figure` objects); the core names no plugin.
 
 Absolute times drift on shared machines, so every figure that is a ratio is measured by
 interleaving its two sides in one run, and latencies are reported as medians (p50) and
@@ -15,22 +22,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.cli.render import console
+from memsift.figures import Figure
 from memsift.filters import parse_filter
-from memsift.interfaces import EmbedderIdentity, FloatArray, MemoryRecord
-from memsift.search import _candidate
+from memsift.memory import Memory
+from memsift.records import Candidate, EmbedderIdentity, FloatArray, MemoryRecord
 
-console = Console()
+#: The entry-point group of plugin benchmarks: each entry point names a callable
+#: ``run(quick: bool) -> list[Figure]`` (see :mod:`memsift.testing.benchkit`).
+BENCHMARK_GROUP = "memsift.benchmarks"
 
 TOPICS = [
     "the budget review",
@@ -46,16 +60,6 @@ TOPICS = [
     "the quarterly roadmap",
     "a camping weekend",
 ]
-
-
-@dataclass
-class Figure:
-    name: str
-    value: float
-    unit: str
-    target: str = ""
-    ok: bool | None = None
-    note: str = ""
 
 
 def _texts(n: int, seed: int = 0) -> list[str]:
@@ -123,8 +127,6 @@ def _timed(fn: Callable[[], Any]) -> float:
 
 def bench_add(quick: bool, tmp: Path) -> list[Figure]:
     """Adding a list of texts in one call vs the embedder's own batched throughput."""
-    from memsift.memory import Memory
-
     n = 500 if quick else 2000
     texts = _texts(n)
     m = Memory.from_config(
@@ -147,8 +149,6 @@ def bench_add(quick: bool, tmp: Path) -> list[Figure]:
 
 def bench_search(quick: bool, tmp: Path) -> list[Figure]:
     """End-to-end scoped search at 10k memories over 100 users, and the framework overhead."""
-    from memsift.memory import Memory
-
     n = 2000 if quick else 10_000
     m = Memory.from_config(
         {
@@ -186,7 +186,7 @@ def bench_search(quick: bool, tmp: Path) -> list[Figure]:
         t1 = time.perf_counter()
         hits = store.search(vec, filters=parse_filter({"user_id": user}), limit=30)
         t2 = time.perf_counter()
-        rr.reranker.score_candidates(q, [_candidate(h) for h in hits])
+        rr.reranker.score_candidates(q, [Candidate.from_hit(h) for h in hits])
         t3 = time.perf_counter()
         parts["embed"].append(t1 - t0)
         parts["vector"].append(t2 - t1)
@@ -388,27 +388,37 @@ def bench_open(quick: bool, tmp: Path) -> list[Figure]:
     ]
 
 
-def bench_local_rerankers(quick: bool) -> list[Figure]:
-    """Optional: the local cross-encoder plugins' rerank-stage vs direct-call ratio."""
-    figures = []
-    for module in ("memsift_sentence_transformers.bench", "memsift_huggingface.bench"):
+def bench_plugins(quick: bool) -> list[Figure]:
+    """The figures of the installed plugins' benchmarks (entry-point group
+    :data:`BENCHMARK_GROUP`), in the order of their distributions.
+
+    A benchmark that cannot be loaded, that raises, or that returns something other than
+    figures is reported (as plain text) and skipped; the others still run.
+    """
+    figures: list[Figure] = []
+    for ep in sorted(entry_points(group=BENCHMARK_GROUP), key=_benchmark_order):
+        where = f"{ep.name} = {ep.value}"
         try:
-            mod = __import__(module, fromlist=["bench_rerank_overhead"])
-        except ImportError:
+            got = list(ep.load()(quick))
+        except Exception as exc:
+            _skipped(where, f"{type(exc).__name__}: {exc}")
             continue
-        result = mod.bench_rerank_overhead(repeats=10 if quick else 20)
-        ratio = float(result.get("ratio", float("nan")))
-        figures.append(
-            Figure(
-                f"{module.split('.')[0]}: rerank stage / direct call (30 pool)",
-                ratio,
-                "ratio",
-                "<= 1.05",
-                ratio <= 1.05,
-                note=", ".join(f"{k} {v:.2f}" for k, v in result.items() if k != "ratio"),
-            )
-        )
+        wrong = [type(f).__name__ for f in got if not isinstance(f, Figure)]
+        if wrong:
+            _skipped(where, f"returned {', '.join(wrong)} instead of memsift Figure objects")
+            continue
+        figures.extend(got)
     return figures
+
+
+def _benchmark_order(ep: EntryPoint) -> tuple[str, str]:
+    return (ep.dist.name if ep.dist is not None else "", ep.name)
+
+
+def _skipped(where: str, why: str) -> None:
+    console.print(
+        Text.assemble(("skipped benchmark ", "yellow"), f"{where}: {why}"), soft_wrap=True
+    )
 
 
 SECTIONS = {
@@ -442,15 +452,41 @@ def run_bench(*, quick: bool, json_path: str | None, only: set[str]) -> list[Fig
             console.print(f"  done in {time.perf_counter() - start:.0f} s")
             figures.extend(section)
     if "local" in wanted:
-        figures.extend(bench_local_rerankers(quick))
+        figures.extend(bench_plugins(quick))
+    print_figures(figures)
+    if json_path:
+        Path(json_path).write_text(json.dumps([asdict(f) for f in figures], indent=2))
+        console.print(f"wrote {json_path}")
+    return figures
+
+
+def print_figures(figures: Sequence[Figure]) -> None:
+    """The bench table: one row per figure, ``ok`` in green or red (the figures' texts, which
+    plugins provide too, are printed as plain text)."""
     table = Table(title="memsift bench")
     for col in ("figure", "value", "unit", "target", "ok", "note"):
         table.add_column(col)
     for f in figures:
         ok = "" if f.ok is None else ("[green]yes[/]" if f.ok else "[red]no[/]")
-        table.add_row(f.name, f"{f.value:.3f}", f.unit, f.target, ok, f.note)
+        table.add_row(
+            escape(f.name), f"{f.value:.3f}", escape(f.unit), escape(f.target), ok, escape(f.note)
+        )
     console.print(table)
-    if json_path:
-        Path(json_path).write_text(json.dumps([asdict(f) for f in figures], indent=2))
-        console.print(f"wrote {json_path}")
-    return figures
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="smaller sizes, for a fast look")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write JSON here")
+@click.option(
+    "--only",
+    multiple=True,
+    help="run only these figures (add, search, scale, open, overhead, rerank, local)",
+)
+def bench(quick: bool, json_path: str | None, only: Sequence[str]) -> None:
+    """Measure the performance figures (the core's, then installed plugins').
+
+    Sections: add (add throughput vs the embedder alone), search (scoped search latency and
+    the framework overhead), scale (the vector stage at 1M memories, flat and HNSW), open
+    (opening a store, its resident memory), local (the benchmarks plugins register).
+    """
+    run_bench(quick=quick, json_path=json_path, only=set(only))

@@ -7,7 +7,15 @@ every word of the benchmark texts, so token counts are those of a real vocabular
 it with its reranker, and hands :func:`compare_with_stage` (a) the direct call on the
 (:data:`QUERY`, memory) pairs of the 30-text :data:`POOL` and (b) a
 :class:`memsift.search.RerankStage` over that reranker. Random weights are fine: only time
-is measured. ``memsift bench`` calls each plugin's ``bench_rerank_overhead(repeats)``.
+is measured.
+
+``memsift bench`` finds a plugin's benchmark through the ``memsift.benchmarks`` entry-point
+group: the entry point names a ``run(quick: bool) -> list[Figure]`` callable, and
+:func:`rerank_overhead_figure` turns what :func:`compare_with_stage` measured into the
+figure the bench table shows::
+
+    [project.entry-points."memsift.benchmarks"]
+    mine = "memsift_mine.bench:run"
 
 Importing this module imports neither torch nor transformers; the model builders do.
 """
@@ -22,8 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from memsift.interfaces import MemoryRecord, VectorHit
+from memsift.figures import Figure
+from memsift.records import MemoryRecord, VectorHit
 from memsift.search import RerankStage
+from memsift.testing.tiny_models import SPECIALS, save_wordpiece_tokenizer
 
 QUERY = "which city did alice move to and what does she do for a living"
 POOL = [
@@ -59,7 +69,6 @@ POOL = [
     "The building's elevator will be under maintenance all of next week.",
 ]
 
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _WORD = re.compile(r"\w+|[^\w\s]")
 
 
@@ -160,38 +169,18 @@ def compare_with_stage(
     return out
 
 
-def save_wordpiece_tokenizer(folder: Path, vocab: list[str], *, max_length: int = 512) -> Any:
-    """A BERT-style WordPiece fast tokenizer over ``vocab``, saved into ``folder`` (and vocab.txt).
-
-    ``vocab`` must start with :data:`SPECIALS`. Imports transformers.
-    """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
-
-    transformers = importlib.import_module("transformers")
-    ids = {token: i for i, token in enumerate(vocab)}
-    backend = Tokenizer(models.WordPiece(ids, unk_token="[UNK]", max_input_chars_per_word=100))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS]:0 $A:0 [SEP]:0",
-        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])],
+def rerank_overhead_figure(package: str, result: dict[str, float]) -> Figure:
+    """The bench table's row for :func:`compare_with_stage`'s ``result`` of ``package``: the
+    ratio of the rerank stage to the direct call, held to at most 1.05."""
+    ratio = float(result.get("ratio", float("nan")))
+    return Figure(
+        f"{package}: rerank stage / direct call (30 pool)",
+        ratio,
+        "ratio",
+        "<= 1.05",
+        ratio <= 1.05,
+        note=", ".join(f"{k} {v:.2f}" for k, v in result.items() if k != "ratio"),
     )
-    backend.decoder = decoders.WordPiece()
-    tokenizer = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-        model_input_names=["input_ids", "token_type_ids", "attention_mask"],
-        model_max_length=max_length,
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer.save_pretrained(str(folder))
-    return tokenizer
 
 
 def build_minilm_cross_encoder(folder: Path) -> Path:
@@ -224,10 +213,12 @@ __all__ = [
     "POOL",
     "QUERY",
     "SPECIALS",
+    "Figure",
     "Timed",
     "build_minilm_cross_encoder",
     "compare_with_stage",
     "pool_hits",
+    "rerank_overhead_figure",
     "save_wordpiece_tokenizer",
     "summarize",
 ]

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import statistics
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,9 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memsift.errors import InvalidInputError
-from memsift.interfaces import MemoryRecord
-from memsift.memory import Memory, memory_hash, now_timestamp
+import click
+from rich.progress import Progress
+
+from memsift.changes import memory_hash, now_timestamp
+from memsift.cli.options import config_option, json_option, load_config
+from memsift.cli.render import console, fail, print_eval
+from memsift.errors import InvalidInputError, MemsiftError
+from memsift.memory import Memory
+from memsift.records import MemoryRecord
 
 LOCOMO_CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 _DIA = re.compile(r"D:?(\d+):(\d+)")
@@ -308,3 +315,76 @@ def plot(runs: Mapping[str, RunMetrics], path: str, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@click.command(name="eval")
+@click.argument("dataset", type=click.Path(exists=True))
+@click.option("--reranker", default="bm25", show_default=True, help="reranker provider")
+@click.option("--reranker-config", help="the reranker's config as a JSON object")
+@click.option("--k", "ks", multiple=True, type=int, help="cut-offs (default 1, 5, 10)")
+@click.option("--max-queries", type=int, help="evaluate only the first N queries")
+@click.option("--path", type=click.Path(file_okay=False), help="keep (and reuse) the store here")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write JSON here")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="write a PNG here")
+@config_option
+def eval_command(
+    dataset: str,
+    reranker: str,
+    reranker_config: str | None,
+    ks: Sequence[int],
+    max_queries: int | None,
+    path: str | None,
+    json_path: str | None,
+    plot_path: str | None,
+    config_path: str | None,
+) -> None:
+    """Measure retrieval on DATASET (a BEIR folder or a LoCoMo-style .json), rerank off vs on."""
+    cutoffs = tuple(sorted(set(ks))) or (1, 5, 10)
+    if any(k < 1 for k in cutoffs):
+        raise click.BadParameter("--k must be positive")
+    rr_cfg = json_option(reranker_config, "--reranker-config") or {}
+    if not isinstance(rr_cfg, dict):
+        raise click.BadParameter("--reranker-config must be a JSON object")
+    try:
+        data = load_dataset(dataset)
+        with tempfile.TemporaryDirectory(prefix="memsift-eval-") as tmp:
+            store_dir = Path(path) if path else Path(tmp)
+            config = load_config(config_path)
+            config["vector_store"] = {"provider": "faiss", "config": {"path": str(store_dir)}}
+            config["reranker"] = {"provider": reranker, "config": rr_cfg}
+            config["history_db_path"] = str(store_dir / "history.db")
+            with Memory.from_config(config) as m, Progress(console=console) as progress:
+                count = getattr(m.vector_store, "count", None)
+                if count is None or count() != len(data.documents):
+                    m.reset()
+                    fill_store(m, data, progress=progress)
+                runs = evaluate(m, data, ks=cutoffs, max_queries=max_queries, progress=progress)
+    except MemsiftError as exc:
+        fail(exc)
+        return
+    print_eval(data, runs, reranker)
+    if json_path:
+        out = {
+            "dataset": data.name,
+            "kind": data.kind,
+            "reranker": reranker,
+            "queries": len(data.queries[:max_queries] if max_queries else data.queries),
+            "runs": {
+                label: {
+                    "metrics": r.values,
+                    "per_category": r.per_category,
+                    "latency_ms": r.latency_ms,
+                    "rerank_failures": r.rerank_failures,
+                }
+                for label, r in runs.items()
+            },
+        }
+        Path(json_path).write_text(json.dumps(out, indent=2))
+    if plot_path:
+        try:
+            plot(runs, plot_path, f"{data.name}: {reranker} rerank off vs on")
+        except MemsiftError as exc:
+            fail(exc)

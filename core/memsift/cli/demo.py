@@ -12,12 +12,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+import click
 from rich.panel import Panel
 
+from memsift.cli.render import console, fail, print_comparison, print_results
+from memsift.errors import MemsiftError
 from memsift.memory import Memory
-
-console = Console()
 
 # (user, text, category, priority, date)
 EXAMPLES: list[tuple[str, str, str, int, str]] = [
@@ -116,8 +116,6 @@ def build_store(path: Path) -> Memory:
 
 
 def run_demo(path: str | None = None) -> None:
-    from memsift.cli import print_comparison, print_results
-
     with tempfile.TemporaryDirectory(prefix="memsift-demo-") as tmp:
         where = Path(path).expanduser() if path else Path(tmp)
         console.print(
@@ -185,3 +183,13 @@ def run_demo(path: str | None = None) -> None:
             "\nTry it yourself: [bold]memsift add[/], [bold]memsift search[/], "
             "[bold]memsift compare[/] (see memsift --help)."
         )
+
+
+@click.command()
+@click.option("--path", type=click.Path(file_okay=False), help="keep the demo store here")
+def demo(path: str | None) -> None:
+    """Build a small store of example memories and run scoped, filtered, reranked searches."""
+    try:
+        run_demo(path)
+    except MemsiftError as exc:
+        fail(exc)

@@ -1,0 +1,5 @@
+"""``python -m memsift.cli``: the same as the ``memsift`` command."""
+
+from memsift.cli import main
+
+main()
