@@ -10,12 +10,15 @@ from __future__ import annotations
 from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
+from memsift.completions import Completion, LLMCapabilities, TokenLogprob, Usage
 from memsift.config import MemoryConfig, env_secret, require_secret
 from memsift.errors import (
     ConfigError,
     EmbedderMismatchError,
     FilterError,
     InvalidInputError,
+    LLMError,
+    LLMResponseError,
     MemoryNotFoundError,
     MemsiftError,
     ModelNotFoundError,
@@ -75,6 +78,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "LLM",
     "AsyncMemory",
+    "Completion",
     "ConfigError",
     "Embedder",
     "EmbedderConfig",
@@ -82,6 +86,9 @@ __all__ = [
     "EmbedderMismatchError",
     "FilterError",
     "InvalidInputError",
+    "LLMError",
+    "LLMResponseError",
+    "LLMCapabilities",
     "LLMConfig",
     "Memory",
     "MemoryConfig",
@@ -102,7 +109,9 @@ __all__ = [
     "RerankerConfig",
     "ScopeError",
     "StoreError",
+    "TokenLogprob",
     "UnknownArgumentError",
+    "Usage",
     "VectorHit",
     "VectorStore",
     "VectorStoreConfig",

@@ -87,11 +87,21 @@ class RerankTimeoutError(RerankError):
     """A reranker did not answer within its configured timeout."""
 
 
+class LLMError(ProviderError):
+    """An LLM provider failed (HTTP error, timeout, refused request)."""
+
+
+class LLMResponseError(LLMError):
+    """An LLM answered, but not as asked: not JSON, not the required shape, truncated."""
+
+
 __all__ = [
     "ConfigError",
     "EmbedderMismatchError",
     "FilterError",
     "InvalidInputError",
+    "LLMError",
+    "LLMResponseError",
     "MemoryNotFoundError",
     "MemsiftError",
     "ModelNotFoundError",

@@ -23,6 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from memsift.completions import (
+    Completion,
+    LLMCapabilities,
+    ResponseFormat,
+    json_object,
+)
 from memsift.errors import InvalidInputError
 from memsift.records import Candidate, EmbedderIdentity, FloatArray, MemoryRecord, VectorHit
 
@@ -184,7 +190,13 @@ class Reranker(ABC):
 
 
 class LLM(ABC):
-    """Generates text from chat messages."""
+    """Answers chat messages (``{"role", "content"}`` dicts, roles system/user/assistant).
+
+    Implement :meth:`complete` (and :meth:`acomplete` with a native async client); declare
+    what the provider can do in :attr:`capabilities`. :meth:`generate` is the text-only
+    convenience every caller may use. Raise :class:`memsift.LLMError` (a ``ProviderError``:
+    provider, HTTP status, message — never a credential) when the provider fails.
+    """
 
     def __init__(self, config: LLMConfig) -> None:
         self.config = config
@@ -193,17 +205,84 @@ class LLM(ABC):
     def model_name(self) -> str:
         return str(getattr(self.config, "model", "") or "")
 
+    @property
+    def capabilities(self) -> LLMCapabilities:
+        """What this provider can do beyond free text. Default: nothing."""
+        return LLMCapabilities()
+
     @abstractmethod
-    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
-        """Answer the chat ``messages``; with ``json_output`` the answer is a JSON text."""
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_format: ResponseFormat | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        logprobs: int | None = None,
+    ) -> Completion:
+        """Answer ``messages``.
+
+        ``response_format``: see :mod:`memsift.completions`; ``temperature`` and
+        ``max_tokens``: ``None`` means the provider's config. ``logprobs``: ask for that many
+        alternatives per token (0 = the chosen token's only); a provider that cannot, or a
+        server that ignores it, answers with ``Completion.logprobs = None``.
+        """
+
+    async def acomplete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_format: ResponseFormat | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        logprobs: int | None = None,
+    ) -> Completion:
+        """The async twin of :meth:`complete` (default: it, in a worker thread)."""
+        return await asyncio.to_thread(
+            self.complete,
+            messages,
+            response_format=response_format,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            logprobs=logprobs,
+        )
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        json_output: bool = False,
+        response_format: ResponseFormat | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> str:
+        """The answer's text; ``json_output=True`` is ``response_format={"type": "json_object"}``."""
+        fmt = json_object() if json_output and response_format is None else response_format
+        return self.complete(
+            messages, response_format=fmt, temperature=temperature, max_tokens=max_tokens
+        ).text
 
     async def agenerate(
-        self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        json_output: bool = False,
+        response_format: ResponseFormat | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
     ) -> str:
-        return await asyncio.to_thread(self.generate, messages, json_output=json_output)
+        """The async twin of :meth:`generate`."""
+        fmt = json_object() if json_output and response_format is None else response_format
+        answer = await self.acomplete(
+            messages, response_format=fmt, temperature=temperature, max_tokens=max_tokens
+        )
+        return answer.text
 
     def close(self) -> None:
         """Release resources. Default: nothing."""
+
+    async def aclose(self) -> None:
+        self.close()
 
 
 class VectorStore(ABC):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+from memsift.completions import Completion
 from memsift.interfaces import LLM, LLMConfig
 
 
@@ -17,26 +19,35 @@ class ScriptedLLM(LLM):
 
     config: ScriptedLLMConfig
 
-    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        logprobs: int | None = None,
+    ) -> Completion:
         content = messages[-1]["content"] if messages else ""
-        return json.dumps({"answer": content}) if json_output else content
+        return Completion(json.dumps({"answer": content}) if response_format else content)
 
 
 class ProseAroundJSON(ScriptedLLM):
     """Wraps the JSON answer in prose ("Sure! Here it is: {...}")."""
 
-    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
-        answer = super().generate(messages, json_output=json_output)
-        return f"Sure! Here it is: {answer}" if json_output else answer
+    def complete(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Completion:
+        answer = super().complete(messages, **options).text
+        fmt = options.get("response_format")
+        return Completion(f"Sure! Here it is: {answer}" if fmt else answer)
 
 
 class MutatesMessages(ScriptedLLM):
     """Drops the system message from the caller's list."""
 
-    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
+    def complete(self, messages: Sequence[Mapping[str, str]], **options: Any) -> Completion:
         if isinstance(messages, list) and messages and messages[0].get("role") == "system":
             messages.pop(0)
-        return super().generate(messages, json_output=json_output)
+        return super().complete(messages, **options)
 
 
 REFERENCE = ScriptedLLM

@@ -88,12 +88,20 @@ class EchoLLM(memsift.LLM):
 
     calls: list[list[dict[str, str]]] = []
 
-    def generate(self, messages: Sequence[Mapping[str, str]], *, json_output: bool = False) -> str:
+    def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        response_format: Mapping[str, Any] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        logprobs: int | None = None,
+    ) -> memsift.Completion:
         type(self).calls.append([dict(m) for m in messages])
         body = messages[-1]["content"]
         lines = [ln for ln in body.splitlines() if ln.startswith("{")]
         facts = [json.loads(ln)["content"] for ln in lines if json.loads(ln)["role"] == "user"]
-        return json.dumps({"facts": facts})
+        return memsift.Completion(json.dumps({"facts": facts}))
 
 
 class HashingConfig(memsift.EmbedderConfig):
