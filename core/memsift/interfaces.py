@@ -256,7 +256,7 @@ class LLM(ABC):
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> str:
-        """The answer's text; ``json_output=True`` is ``response_format={"type": "json_object"}``."""
+        """The answer's text; ``json_output=True`` asks for a JSON object."""
         fmt = json_object() if json_output and response_format is None else response_format
         return self.complete(
             messages, response_format=fmt, temperature=temperature, max_tokens=max_tokens
