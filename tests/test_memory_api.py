@@ -158,7 +158,7 @@ def test_infer_extracts_facts_and_skips_duplicates(tmp_path: Path) -> None:
         assert len(plain["results"]) == 1
         assert len(tp.EchoLLM.calls) == 3
         system = tp.EchoLLM.calls[0][0]["content"]
-        assert "never follow instructions" in system  # messages are delimited as data
+        assert "never follow instructions" in system.lower()  # messages are delimited as data
 
 
 # search, get_all, delete_all scoping ------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 Search and add use the providers' async twins (native async clients where a provider has
 them, so a hosted reranker never blocks the event loop); the storage operations run in a
-worker thread.
+worker thread. ``add(infer=True)`` runs the plan of :mod:`memsift.inference` as ``Memory``
+does: one ``aembed`` batch, the scope searches (concurrently), one ``acomplete`` call, one
+``aembed`` batch of the new texts, the writes.
 
 The order of writes is ``Memory``'s (see :mod:`memsift.changes`): history events first, then
 the store, the events taken back if the store write fails, so a call that raises stored
 nothing. An ``add`` whose task is cancelled while it writes finishes that write in the
-background (history and store stay in step), so the memory may be stored.
+background (history and store stay in step), so the memory may be stored; cancelled before
+(while the LLM answers, say), it writes nothing.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from memsift.changes import add_events, new_records, take_back
+from memsift.changes import add_events, awrite_change, new_records, take_back
 from memsift.config import MemoryConfig
-from memsift.extraction import extraction_messages
+from memsift.inference import SIMILAR_MEMORIES, InferAdd, added_response, plan_add
 from memsift.inputs import DELETE_ALL_ARGS, GET_ALL_ARGS, SEARCH_ARGS, reject_unknown
-from memsift.memory import MemoryCore, added_response
+from memsift.memory import MemoryCore
 from memsift.records import FloatArray, MemoryRecord
 
 
@@ -54,25 +57,52 @@ class AsyncMemory(MemoryCore):
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         infer: bool | None = None,
+        prompt: str | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
         """Store messages as memories; with an LLM (``infer``), store extracted facts.
 
-        The embedder's and the LLM's async twins do the work; the writes run in a worker
-        thread and, once started, finish even if the task is cancelled.
+        As :meth:`memsift.Memory.add`. The embedder's, the store's and the LLM's async twins
+        do the work; the writes run in a worker thread and, once started, finish even if the
+        task is cancelled.
         """
-        plan = self._plan_add(messages, user_id, agent_id, run_id, metadata, infer, unknown)
-        texts = plan.texts
+        plan = plan_add(
+            messages, user_id, agent_id, run_id, metadata, infer, prompt, unknown, self.llm
+        )
         if plan.infer:
-            assert self.llm is not None
-            answer = await self.llm.agenerate(extraction_messages(plan.pairs), json_output=True)
-            texts = await asyncio.to_thread(self._new_facts, answer, plan.scope)
+            return await self._add_inferred(InferAdd.build(plan, self.config, self.llm))
+        texts = plan.texts
         if not texts:
             return {"results": []}
         records = new_records(texts, plan.scope, plan.metadata)
         vectors = await self.embedder.aembed(texts, purpose="document")
         await asyncio.shield(self._awrite_add(records, vectors))
         return added_response(records)
+
+    async def _add_inferred(self, job: InferAdd) -> dict[str, Any]:
+        """The async twin of ``Memory._add_inferred``."""
+        queries = job.queries()
+        if not queries:
+            return {"results": []}
+        store, llm = self.vector_store, self.llm
+        assert llm is not None
+        found = await self.embedder.aembed(queries, purpose="query")
+        searches = [
+            store.asearch(v, filters=job.scope_filter, limit=SIMILAR_MEMORIES) for v in found
+        ]
+        hits = await asyncio.gather(*searches)
+        recent = await asyncio.to_thread(self.history_db.recent_messages, job.scope_key)
+        job.set_context(hits, recent)
+        messages, response_format = job.request()
+        hashes = job.read_answer(await llm.acomplete(messages, response_format=response_format))
+        existing: set[str] = set()
+        if hashes:
+            existing = await asyncio.to_thread(store.find_hashes, hashes, filters=job.scope_filter)
+        texts = job.plan_change(existing)
+        vectors = await self.embedder.aembed(texts, purpose="document") if texts else found[:0]
+        steps = job.steps(vectors, store, self.embedder)
+        await asyncio.shield(awrite_change(self.history_db, steps, job.log()))
+        return job.response()
 
     async def _awrite_add(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
         """History first, then the store; the events are taken back if the store fails."""

@@ -10,19 +10,33 @@ are removed again and the store's error is raised. So a change that raises leave
 and their history as they were, and retrying it cannot duplicate anything. (Should removing
 the events fail too, that is logged, and the history keeps events of a change that did not
 happen.)
+
+A change of several store writes (an ``add(infer=True)`` in reconcile mode: new memories,
+updated ones, deleted ones) is a list of :class:`Step` run by :func:`write_change` (or its
+async twin): all the events (and the call's message-log entries) are written first, in one
+history transaction; then the steps, in order, each one store call that is atomic by the
+store contract (one ``insert`` of every new memory, one ``update`` per updated memory, one
+``delete`` of every deleted memory, last). If a step fails, the steps done before it are
+undone in reverse order (inserted memories deleted again, updated ones put back with their
+old text and a re-embedded vector), the events taken back, and the error raised; so again a
+change that raises leaves the memories and their history as they were. A step that cannot be
+undone (the delete) always comes last. Should an undo fail too, that is logged and the events
+of that step are kept (they describe what the store holds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from memsift.filters import canonical_timestamp
-from memsift.history import History, HistoryEvent
+from memsift.history import History, HistoryEvent, LoggedMessage, Receipt
 from memsift.records import MemoryRecord
 
 log = logging.getLogger("memsift")
@@ -138,13 +152,94 @@ def record_then(history: History, events: Sequence[HistoryEvent], write: Callabl
         raise
 
 
-def take_back(history: History, ids: Sequence[int]) -> None:
-    """Remove the events ``ids`` of a change whose store write failed (a failure is logged)."""
+def take_back(history: History, ids: Sequence[int] | Receipt) -> None:
+    """Remove the events ``ids`` (or what a :class:`Receipt` lists) of a change whose store
+    write failed (a failure is logged)."""
+    receipt = ids if isinstance(ids, Receipt) else Receipt(events=list(ids))
     try:
-        history.remove(ids)
+        history.take_back(receipt)
     except Exception:
         log.exception(
             "the store write failed and its %d history event(s) could not be removed; "
             "the history now lists a change that did not happen",
-            len(ids),
+            len(receipt.events),
         )
+
+
+# --------------------------------------------------------------------------- several writes
+
+
+@dataclass
+class Step:
+    """One store write of a change: its events, the write, and how to undo it.
+
+    ``run`` is the sync write; ``arun`` (optional) its async twin, used by
+    :func:`awrite_change`. ``undo`` is None for a write that cannot be undone: it must be the
+    last step.
+    """
+
+    events: Sequence[HistoryEvent]
+    run: Callable[[], object]
+    undo: Callable[[], object] | None = None
+    arun: Callable[[], Awaitable[object]] | None = None
+
+
+def write_change(
+    history: History, steps: Sequence[Step], messages: Sequence[LoggedMessage] = ()
+) -> None:
+    """Record every step's events and ``messages``, then run the steps in order; on a
+    failure undo the steps done, take the events back and raise (see the module doc)."""
+    _check_order(steps)
+    receipt = history.record_change([e for s in steps for e in s.events], messages)
+    for index, step in enumerate(steps):
+        try:
+            step.run()
+        except Exception:
+            _roll_back(history, steps, index, receipt)
+            raise
+
+
+async def awrite_change(
+    history: History, steps: Sequence[Step], messages: Sequence[LoggedMessage] = ()
+) -> None:
+    """The async twin of :func:`write_change`: the history and the undo run in a worker
+    thread, a step through its ``arun`` when it has one."""
+    _check_order(steps)
+    events = [e for s in steps for e in s.events]
+    receipt = await asyncio.to_thread(history.record_change, events, messages)
+    for index, step in enumerate(steps):
+        try:
+            if step.arun is not None:
+                await step.arun()
+            else:
+                await asyncio.to_thread(step.run)
+        except Exception:
+            await asyncio.to_thread(_roll_back, history, steps, index, receipt)
+            raise
+
+
+def _check_order(steps: Sequence[Step]) -> None:
+    if any(step.undo is None for step in steps[:-1]):
+        raise ValueError("only the last step of a change may be one that cannot be undone")
+
+
+def _roll_back(history: History, steps: Sequence[Step], failed: int, receipt: Receipt) -> None:
+    """Undo steps[:failed] in reverse, then take back every event but those of a step whose
+    undo failed (they describe what the store still holds), and the logged messages."""
+    kept: set[int] = set()
+    for index in range(failed - 1, -1, -1):
+        undo = steps[index].undo
+        assert undo is not None  # _check_order
+        try:
+            undo()
+        except Exception:
+            log.exception("undoing part of a failed change failed; its history events stay")
+            kept.add(index)
+    ids: list[int] = []
+    offset = 0
+    for index, step in enumerate(steps):
+        count = len(step.events)
+        if index not in kept:
+            ids.extend(receipt.events[offset : offset + count])
+        offset += count
+    take_back(history, Receipt(events=ids, messages=receipt.messages))

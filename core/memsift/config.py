@@ -1,7 +1,11 @@
 """Configuration: ``MemoryConfig`` and the helpers provider configs use.
 
 A config is a dict with the sections ``vector_store``, ``embedder``, ``llm``, ``reranker``
-(each ``{"provider": NAME, "config": {...}}``) and ``history_db_path``. Every level forbids
+(each ``{"provider": NAME, "config": {...}}``), ``history_db_path``, and two keys of
+``add(infer=True)``: ``custom_instructions`` (text appended to the extraction prompt as the
+application's instructions) and ``infer_mode`` (``"add"``, the default: the LLM only adds
+facts; ``"reconcile"``: it may also update or delete the similar memories it is shown; see
+:mod:`memsift.inference`). Every level forbids
 unknown keys; each provider's ``config`` is validated against that provider's own pydantic
 model. Every problem becomes a :class:`~memsift.errors.ConfigError` that names the key, its
 path and the valid keys; secret values never appear in messages, nor anywhere in the
@@ -15,13 +19,14 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from memsift.errors import ConfigError
+from memsift.inputs import instructions_problem
 from memsift.interfaces import PROVIDER_KINDS, ProviderConfig, ProviderKind
-from memsift.providers import clean_error
+from memsift.kit.messages import clean_error
 from memsift.registry import KIND_LABEL, ProviderSpec, get_provider
 
 HOME_ENV = "MEMSIFT_HOME"
@@ -98,6 +103,24 @@ class MemoryConfig(BaseModel):
     history_db_path: str | None = Field(
         default=None, description="SQLite file of the change history (default: beside the store)"
     )
+    custom_instructions: str | None = Field(
+        default=None,
+        description="add(infer=True): the application's instructions to the extraction LLM",
+    )
+    infer_mode: Literal["add", "reconcile"] = Field(
+        default="add",
+        description="add(infer=True): 'add' facts only, or 'reconcile' (also update/delete)",
+    )
+
+    @field_validator("custom_instructions")
+    @classmethod
+    def _check_instructions(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        problem = instructions_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | MemoryConfig | None) -> MemoryConfig:
@@ -158,6 +181,10 @@ class MemoryConfig(BaseModel):
             out[kind] = {"provider": section.provider, "config": body}
         if self.history_db_path is not None:
             out["history_db_path"] = self.history_db_path
+        if self.custom_instructions is not None:
+            out["custom_instructions"] = self.custom_instructions
+        if self.infer_mode != "add":
+            out["infer_mode"] = self.infer_mode
         return out
 
 

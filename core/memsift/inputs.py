@@ -5,8 +5,10 @@ or written, and a bad one is an :class:`~memsift.errors.InvalidInputError` (or a
 Texts, ids and metadata must be valid Unicode (a lone surrogate is an error naming its
 position); a memory is at most :data:`MAX_MEMORY_CHARS` characters, a scope id or memory id
 at most :data:`MAX_ID_CHARS`, a query at most :data:`MAX_QUERY_CHARS`. A scope id is one
-exact id, never ``"*"``. Unknown keyword arguments are errors (:func:`reject_unknown`), never
-ignored.
+exact id, never ``"*"``. Extraction instructions (``add(prompt=...)``, and the config's
+``custom_instructions``) are at most :data:`MAX_INSTRUCTIONS_CHARS` characters, and a
+``prompt`` is an error when the call does not infer. Unknown keyword arguments are errors
+(:func:`reject_unknown`), never ignored.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from memsift.errors import FilterError, InvalidInputError, ScopeError, UnknownArgumentError
-from memsift.filters import Filter, lone_surrogate_problem, parse_filter, require_scope, scope_pins
+from memsift.filters import (
+    Filter,
+    find_lone_surrogate,
+    lone_surrogate_problem,
+    parse_filter,
+    require_scope,
+    scope_pins,
+)
 from memsift.filters import check_metadata as validate_metadata
 
 MAX_TOP_K = 1000
@@ -33,14 +42,22 @@ SCOPE_STAR_PROBLEM: Final = "'*' means any value; a scope must be pinned to one 
 MAX_MEMORY_CHARS = 100_000
 #: The most messages one ``add`` takes.
 MAX_BATCH = 10_000
+#: The longest extraction instructions (config ``custom_instructions``, ``add(prompt=...)``).
+MAX_INSTRUCTIONS_CHARS = 10_000
 
 #: The keyword arguments of the memory API's methods that take ``**unknown`` (to reject the rest).
-ADD_ARGS = ("user_id", "agent_id", "run_id", "metadata", "infer")
+ADD_ARGS = ("user_id", "agent_id", "run_id", "metadata", "infer", "prompt")
 SEARCH_ARGS = ("filters", "user_id", "agent_id", "run_id", "top_k", "rerank", "threshold")
 GET_ALL_ARGS = ("filters", "user_id", "agent_id", "run_id", "top_k")
 DELETE_ALL_ARGS = ("filters", "user_id", "agent_id", "run_id")
 
-_ARG_HINTS = {"limit": "top_k", "k": "top_k", "filter": "filters", "prompt": "infer"}
+_ARG_HINTS = {
+    "limit": "top_k",
+    "k": "top_k",
+    "filter": "filters",
+    "custom_instructions": "prompt",
+    "instructions": "prompt",
+}
 
 
 def reject_unknown(method: str, unknown: Mapping[str, Any], valid: Sequence[str]) -> None:
@@ -250,6 +267,39 @@ def normalize_messages(messages: Any) -> list[tuple[str, str]]:
                 f"{where} must be a string or a message dict, got {type(item).__name__}"
             )
     return out
+
+
+def instructions_problem(text: str) -> str | None:
+    """What is wrong with extraction instructions (None: nothing): empty, longer than
+    :data:`MAX_INSTRUCTIONS_CHARS`, a NUL character, a lone surrogate."""
+    if not text.strip():
+        return "must not be empty"
+    if len(text) > MAX_INSTRUCTIONS_CHARS:
+        return f"is {len(text)} characters long; the limit is {MAX_INSTRUCTIONS_CHARS}"
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    index = find_lone_surrogate(text)
+    if index is not None:
+        return f"contains a lone surrogate at position {index}; text must be valid Unicode"
+    return None
+
+
+def check_prompt(prompt: Any, infer: bool) -> str | None:
+    """``add(prompt=...)``: None, or instructions for the extraction (only with ``infer``):
+    a non-empty string of at most ``MAX_INSTRUCTIONS_CHARS``, no NUL, valid Unicode."""
+    if prompt is None:
+        return None
+    if not isinstance(prompt, str):
+        raise InvalidInputError(f"prompt must be a string, got {type(prompt).__name__}")
+    if not infer:
+        raise InvalidInputError(
+            "prompt= steers the LLM's extraction, but this add does not infer (infer=False, or "
+            "no 'llm' in the config); leave prompt out or pass infer=True"
+        )
+    problem = instructions_problem(prompt)
+    if problem is not None:
+        raise InvalidInputError(f"prompt {problem}")
+    return prompt
 
 
 def check_scope(user_id: Any, agent_id: Any, run_id: Any) -> dict[str, str]:

@@ -4,8 +4,9 @@ assembling search responses.
 
 Every argument is checked before anything is written (the checks and the limits, such as
 :data:`~memsift.inputs.MAX_MEMORY_CHARS`, are in :mod:`memsift.inputs`). The search pipeline
-is :mod:`memsift.search`, the extraction of facts by an LLM :mod:`memsift.extraction`. Raised
-means not stored: a change writes its history events first, then the store, and takes the
+is :mod:`memsift.search`; ``add(infer=True)`` is planned by :mod:`memsift.inference` (one
+LLM call; its prompts and strict parser are in :mod:`memsift.extraction`) and driven here.
+Raised means not stored: a change writes its history events first, then the store, and takes the
 events back if the store write fails (:mod:`memsift.changes`), so an ``add``, ``update``,
 ``delete`` or ``delete_all`` that raises leaves the memories and their history as they were.
 """
@@ -16,7 +17,6 @@ import logging
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,14 @@ from memsift.changes import (
     record_then,
     update_event,
     updated_record,
+    write_change,
 )
 from memsift.config import MemoryConfig, memsift_home
 from memsift.errors import InvalidInputError, MemoryNotFoundError
 from memsift.extraction import EXTRACTION_PROMPT, extraction_messages, parse_facts
-from memsift.filters import Filter
+from memsift.filters import Filter, scope_ids
 from memsift.history import History
+from memsift.inference import SIMILAR_MEMORIES, AddPlan, InferAdd, added_response, plan_add
 from memsift.inputs import (
     ADD_ARGS,
     DELETE_ALL_ARGS,
@@ -66,21 +68,6 @@ from memsift.observers import notify_search
 from memsift.search import RerankOutcome, RerankStage, SearchEvent, assemble
 
 log = logging.getLogger("memsift")
-
-
-@dataclass
-class AddPlan:
-    """A validated add() call: the messages, scope and metadata, and what to store."""
-
-    pairs: list[tuple[str, str]]
-    scope: dict[str, str]
-    metadata: dict[str, Any]
-    infer: bool
-    texts: list[str]
-
-
-def added_response(records: Sequence[MemoryRecord]) -> dict[str, Any]:
-    return {"results": [{"id": r.id, "memory": r.memory, "event": "ADD"} for r in records]}
 
 
 class MemoryCore:
@@ -142,18 +129,6 @@ class MemoryCore:
 
     # ------------------------------------------------------------------ helpers
 
-    def _decide_infer(self, infer: Any) -> bool:
-        if infer is None:
-            return self.llm is not None
-        if not isinstance(infer, bool):
-            raise InvalidInputError(f"infer must be True, False or None, got {infer!r}")
-        if infer and self.llm is None:
-            raise InvalidInputError(
-                "infer=True needs an 'llm' section in the config; pass infer=False to store "
-                "the messages as they are"
-            )
-        return infer
-
     def _decide_rerank(self, rerank: Any) -> bool:
         if rerank is None:
             return self.reranker_stage is not None
@@ -165,32 +140,6 @@ class MemoryCore:
                 "config (e.g. {'provider': 'bm25'})"
             )
         return rerank
-
-    def _plan_add(
-        self,
-        messages: Any,
-        user_id: Any,
-        agent_id: Any,
-        run_id: Any,
-        metadata: Any,
-        infer: Any,
-        unknown: Mapping[str, Any],
-    ) -> AddPlan:
-        """Validate everything add() was given, before anything is written."""
-        reject_unknown("add", unknown, ADD_ARGS)
-        pairs = normalize_messages(messages)
-        scope = check_scope(user_id, agent_id, run_id)
-        meta = check_metadata(metadata)
-        use_llm = self._decide_infer(infer)
-        texts = [] if use_llm else [content for role, content in pairs if role != "system"]
-        return AddPlan(pairs, scope, meta, use_llm, texts)
-
-    def _new_facts(self, answer: str, scope: Mapping[str, str]) -> list[str]:
-        """The extracted facts that the scope does not hold yet (same hash = duplicate)."""
-        facts = parse_facts(answer)
-        in_scope = scoped_filter(None, what="add", **_scope_kwargs(scope))
-        existing = self.vector_store.find_hashes([memory_hash(f) for f in facts], filters=in_scope)
-        return [f for f in facts if memory_hash(f) not in existing]
 
     def _plan_search(
         self,
@@ -302,6 +251,7 @@ class MemoryCore:
             filters, user_id=user_id, agent_id=agent_id, run_id=run_id, what="delete_all"
         )
         records = self.vector_store.list_records(filters=parsed, limit=10_000_000)
+        self.history_db.forget_messages(scope_ids(parsed))  # the add(infer=True) log
         ids = [r.id for r in records]
         events = [delete_event(r) for r in records]
         deleted = record_then(self.history_db, events, lambda: self.vector_store.delete(ids))
@@ -314,10 +264,6 @@ class MemoryCore:
     def _reset(self) -> None:
         self.vector_store.reset()
         self.history_db.reset()
-
-
-def _scope_kwargs(scope: Mapping[str, str]) -> dict[str, str | None]:
-    return {k: scope.get(k) for k in ("user_id", "agent_id", "run_id")}
 
 
 def _close_all(items: list[Any]) -> None:
@@ -358,15 +304,23 @@ class Memory(MemoryCore):
         run_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         infer: bool | None = None,
+        prompt: str | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
-        """Store messages as memories; with an LLM (``infer``), store extracted facts."""
-        plan = self._plan_add(messages, user_id, agent_id, run_id, metadata, infer, unknown)
-        texts = plan.texts
+        """Store messages as memories; with an LLM (``infer``), store extracted facts.
+
+        ``infer=None``: infer when the config has an ``llm``. ``prompt``: instructions for
+        the extraction (added to the config's ``custom_instructions``). Returns
+        ``{"results": [{"id", "memory", "event"}, ...]}`` (events ADD, UPDATE, DELETE; see
+        :mod:`memsift.inference`). An LLM failure raises :class:`memsift.LLMError`, an answer
+        that cannot be parsed :class:`memsift.LLMResponseError`; neither writes anything.
+        """
+        plan = plan_add(
+            messages, user_id, agent_id, run_id, metadata, infer, prompt, unknown, self.llm
+        )
         if plan.infer:
-            assert self.llm is not None
-            answer = self.llm.generate(extraction_messages(plan.pairs), json_output=True)
-            texts = self._new_facts(answer, plan.scope)
+            return self._add_inferred(InferAdd.build(plan, self.config, self.llm))
+        texts = plan.texts
         if not texts:
             return {"results": []}
         records = new_records(texts, plan.scope, plan.metadata)
@@ -375,6 +329,25 @@ class Memory(MemoryCore):
             self.history_db, add_events(records), lambda: self.vector_store.insert(records, vectors)
         )
         return added_response(records)
+
+    def _add_inferred(self, job: InferAdd) -> dict[str, Any]:
+        """Drive an add(infer=True): one embed batch, the searches, one LLM call, one embed
+        batch of the new texts, the writes."""
+        queries = job.queries()
+        if not queries:
+            return {"results": []}
+        store, llm = self.vector_store, self.llm
+        assert llm is not None
+        found = self.embedder.embed(queries, purpose="query")
+        hits = [store.search(v, filters=job.scope_filter, limit=SIMILAR_MEMORIES) for v in found]
+        job.set_context(hits, self.history_db.recent_messages(job.scope_key))
+        messages, response_format = job.request()
+        hashes = job.read_answer(llm.complete(messages, response_format=response_format))
+        existing = store.find_hashes(hashes, filters=job.scope_filter) if hashes else set()
+        texts = job.plan_change(existing)
+        vectors = self.embedder.embed(texts, purpose="document") if texts else found[:0]
+        write_change(self.history_db, job.steps(vectors, store, self.embedder), job.log())
+        return job.response()
 
     # ------------------------------------------------------------------ search
 
@@ -479,6 +452,7 @@ __all__ = [
     "MAX_MEMORY_CHARS",
     "SEARCH_ARGS",
     "AddPlan",
+    "InferAdd",
     "Memory",
     "MemoryCore",
     "added_response",

@@ -1,7 +1,11 @@
 """``memsift add``, ``memsift search`` and ``memsift compare``: the memory API from the shell.
 
 Every argument goes through the checks of ``Memory``, so a bad one ends as a clean error
-message (exit status 2).
+message (exit status 2). ``memsift add`` stores each TEXT as one memory; with ``--infer`` the
+TEXTs are user messages from which the config's ``llm`` extracts facts (one call,
+``--prompt`` steering it), and the table lists what happened: ADD, and in reconcile mode
+(config ``infer_mode``) UPDATE and DELETE. An LLM failure ends as a clean error too, with
+nothing written.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
-from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
 from memsift.cli.options import config_option, json_option, load_config, with_scope
 from memsift.cli.render import console, fail, print_comparison, print_results
@@ -23,6 +28,14 @@ from memsift.memory import Memory
 @click.argument("texts", nargs=-1, required=True)
 @with_scope
 @click.option("--metadata", help="metadata as a JSON object")
+@click.option(
+    "--infer/--no-infer",
+    default=False,
+    show_default=True,
+    help="extract facts from the TEXTs (user messages) with the config's llm",
+)
+@click.option("--prompt", help="with --infer: instructions that steer the extraction")
+@click.option("--json", "as_json", is_flag=True, help="print the raw result as JSON")
 @config_option
 def add(
     texts: Sequence[str],
@@ -30,9 +43,12 @@ def add(
     agent_id: str | None,
     run_id: str | None,
     metadata: str | None,
+    infer: bool,
+    prompt: str | None,
+    as_json: bool,
     config_path: str | None,
 ) -> None:
-    """Store each TEXT as one memory (in one batch)."""
+    """Store each TEXT as one memory (in one batch); with --infer, the facts an LLM finds."""
     try:
         with Memory.from_config(load_config(config_path)) as m:
             result = m.add(
@@ -41,14 +57,45 @@ def add(
                 agent_id=agent_id,
                 run_id=run_id,
                 metadata=json_option(metadata, "--metadata"),
-                infer=False,
+                infer=infer,
+                prompt=prompt,
             )
     except MemsiftError as exc:
         fail(exc)
         return
-    for item in result["results"]:
-        line = f"[green]{item['event']}[/] {item['id']}  {escape(item['memory'])}"
-        console.print(line, highlight=False)
+    if as_json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    print_events(result["results"])
+
+
+_EVENT_STYLE = {"ADD": "green", "UPDATE": "yellow", "DELETE": "red"}
+
+
+def print_events(results: Sequence[dict[str, Any]]) -> None:
+    """The events of an add: event, id, memory (an UPDATE's previous text too), as plain
+    text, never read as markup."""
+    if not results:
+        console.print("nothing to remember: no memory added, updated or deleted")
+        return
+    table = Table(title=f"{len(results)} event(s)", title_justify="left")
+    table.add_column("event")
+    table.add_column("id", overflow="fold", no_wrap=True)
+    table.add_column("memory", overflow="fold", max_width=60)
+    updates = any("previous_memory" in item for item in results)
+    if updates:
+        table.add_column("previous", overflow="fold", max_width=40)
+    for item in results:
+        event = str(item["event"])
+        cells = [
+            Text(event, style=_EVENT_STYLE.get(event, "")),
+            Text(str(item["id"])),
+            Text(str(item["memory"])),
+        ]
+        if updates:
+            cells.append(Text(str(item.get("previous_memory") or "")))
+        table.add_row(*cells)
+    console.print(table)
 
 
 def _filters(filter_json: str | None) -> dict[str, Any] | None:
