@@ -19,12 +19,12 @@ import numpy as np
 import pytest
 
 from memsift import Memory
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.errors import StoreError
 from memsift.filters import parse_filter
 from memsift.interfaces import EmbedderIdentity, MemoryRecord
 
-LOGGER = "memsift.builtin.faiss_store"
+LOGGER = "memsift.builtin.faiss"
 IDENT = EmbedderIdentity("test", "unit", 16)
 STAMP = "2026-01-01T00:00:00.000000+00:00"
 
@@ -347,9 +347,9 @@ class _FullAtCommit:
 def test_a_full_disk_during_update_delete_and_compaction_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rolled_back: bool
 ) -> None:
-    from memsift.builtin import faiss_store
+    from memsift.builtin.faiss import index as faiss_index
 
-    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 5)
+    monkeypatch.setattr(faiss_index, "COMPACT_MIN", 5)
     vectors = unit(40)
     store = open_store(tmp_path)
     store.insert(records(40), vectors)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from memsift import Memory
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.filters import parse_filter
 from memsift.interfaces import EmbedderIdentity
 
@@ -41,14 +41,14 @@ STORE_WORKER = textwrap.dedent(
     """
     import json, os, sys, time, zlib
     import numpy as np
-    from memsift.builtin import faiss_store
-    from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+    from memsift.builtin.faiss import index as faiss_index
+    from memsift.builtin.faiss import FaissStore, FaissStoreConfig
     from memsift.filters import parse_filter
     from memsift.interfaces import EmbedderIdentity, MemoryRecord
 
     path, name, ops, seed, go = sys.argv[1:6]
-    faiss_store.COMPACT_MIN = 30
-    faiss_store.COMPACT_SHARE = 0.05
+    faiss_index.COMPACT_MIN = 30
+    faiss_index.COMPACT_SHARE = 0.05
     DIMS = 32
     STAMP = "2026-01-01T00:00:00.000000+00:00"
 

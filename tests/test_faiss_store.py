@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from memsift import Memory
-from memsift.builtin import faiss_store
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import index as faiss_index
+from memsift.builtin.faiss import search as faiss_search
 from memsift.errors import ConfigError, EmbedderMismatchError, InvalidInputError
 from memsift.filters import parse_filter
 from memsift.interfaces import EmbedderIdentity, MemoryRecord
@@ -140,7 +141,7 @@ def test_duplicate_id_is_rejected_atomically(tmp_path: Path) -> None:
 def test_updates_and_deletes_do_not_rebuild_and_stay_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 10)
+    monkeypatch.setattr(faiss_index, "COMPACT_MIN", 10)
     rng = np.random.default_rng(3)
     vectors = unit(200, seed=4)
     store = open_store(tmp_path)
@@ -187,7 +188,7 @@ def test_updates_and_deletes_do_not_rebuild_and_stay_exact(
 def test_compaction_keeps_every_live_memory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 5)
+    monkeypatch.setattr(faiss_index, "COMPACT_MIN", 5)
     vectors = unit(40)
     store = open_store(tmp_path)
     store.insert(records(40), vectors)
@@ -225,7 +226,7 @@ def test_distance_strategies_report_similarity(tmp_path: Path, strategy: str) ->
 def test_large_selection_uses_the_index_and_stays_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(faiss_store, "BRUTE_FORCE_MAX", 50)  # force the selector path
+    monkeypatch.setattr(faiss_search, "BRUTE_FORCE_MAX", 50)  # force the selector path
     vectors = unit(400, seed=9)
     recs = records(200, "u1") + records(200, "u2", start=200)
     store = open_store(tmp_path)
@@ -246,7 +247,7 @@ def test_large_selection_uses_the_index_and_stays_exact(
 
 
 def test_hnsw_recall_against_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faiss_store, "BRUTE_FORCE_MAX", 10)
+    monkeypatch.setattr(faiss_search, "BRUTE_FORCE_MAX", 10)
     vectors = unit(3000, seed=2, dims=16)
     store = open_store(tmp_path, index="hnsw")
     store.insert(records(3000), vectors)
@@ -339,7 +340,7 @@ def test_stamp_is_json_and_describes_the_index(tmp_path: Path) -> None:
 
 
 def test_compaction_keeps_scopes_apart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 5)
+    monkeypatch.setattr(faiss_index, "COMPACT_MIN", 5)
     vectors = unit(60)
     store = open_store(tmp_path)
     store.insert(records(30, "u1") + records(30, "u2", start=30), vectors)
@@ -357,7 +358,7 @@ def test_another_connections_deletes_updates_and_compaction_are_caught_up(
 ) -> None:
     from dataclasses import replace
 
-    monkeypatch.setattr(faiss_store, "COMPACT_MIN", 10**9)  # compaction only when asked
+    monkeypatch.setattr(faiss_index, "COMPACT_MIN", 10**9)  # compaction only when asked
     vectors = unit(30)
     a = open_store(tmp_path)
     b = open_store(tmp_path)

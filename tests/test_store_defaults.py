@@ -1,6 +1,7 @@
 """A store's optional abilities are declared methods with defaults on ``VectorStore``:
-``find_hashes`` (by default, over ``list_records``) and ``data_directory`` (by default None).
-``Memory`` calls them; it never probes a store with ``getattr``."""
+``find_hashes`` and ``count`` (by default, over ``list_records``) and ``data_directory`` (by
+default None). ``Memory`` and the command line call them; they never probe a store with
+``getattr``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import memsift
 import memsift_testplugin as tp
 from memsift import Memory
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.filters import Filter, evaluate, parse_filter
 from memsift.interfaces import (
     EmbedderIdentity,
@@ -75,6 +76,25 @@ def test_find_hashes_by_default_looks_at_the_matching_records() -> None:
     found = store.find_hashes(["h1", "h2", "h3"], filters=parse_filter({"user_id": "alice"}))
     assert found == {"h1"}
     assert store.listed == 1
+
+
+def test_count_by_default_counts_the_matching_records(tmp_path: Path) -> None:
+    store = ListStore(ListStoreConfig())
+    store.insert(
+        [record(1, "alice"), record(2, "bob"), record(3, "alice")], np.eye(3, dtype=np.float32)
+    )
+    assert store.count() == 3
+    assert store.count(filters=parse_filter({"user_id": "alice"})) == 2
+    assert store.count(filters=parse_filter({"user_id": "carol"})) == 0
+    assert store.listed == 3
+    faiss = FaissStore(FaissStoreConfig(path=str(tmp_path / "store")))  # counts in SQL
+    try:
+        faiss.open(EmbedderIdentity("test", "unit", 3))
+        faiss.insert(store.list_records(filters=parse_filter(None), limit=10), np.eye(3))
+        assert faiss.count() == 3
+        assert faiss.count(filters=parse_filter({"user_id": "alice"})) == 2
+    finally:
+        faiss.close()
 
 
 def test_data_directory_is_none_by_default_and_the_faiss_folder_for_faiss(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ LOAD_PLUGINS_ENV = "MEMSIFT_LOAD_PLUGINS"
 #: The built-in plugin modules, loaded (always, whatever ``MEMSIFT_LOAD_PLUGINS`` says)
 #: through the same guarded path as entry-point plugins.
 DEFAULT_PLUGINS: tuple[str, ...] = (
-    "memsift.builtin.faiss_store",
+    "memsift.builtin.faiss",
     "memsift.builtin.minilm",
     "memsift.builtin.bm25",
 )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.errors import EmbedderMismatchError, InvalidInputError, StoreError
 from memsift.filters import And, Cond, Filter, MatchAll, Not, Or, evaluate, parse_filter
 from memsift.interfaces import (

@@ -35,7 +35,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.cli.render import console
 from memsift.figures import Figure
 from memsift.filters import parse_filter
@@ -336,7 +336,7 @@ def _single_scope(
 
 _OPEN_SCRIPT = """
 import json, resource, sys, time
-from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+from memsift.builtin.faiss import FaissStore, FaissStoreConfig
 from memsift.interfaces import EmbedderIdentity
 def rss():
     with open('/proc/self/statm') as f:

@@ -357,8 +357,7 @@ def eval_command(
             config["reranker"] = {"provider": reranker, "config": rr_cfg}
             config["history_db_path"] = str(store_dir / "history.db")
             with Memory.from_config(config) as m, Progress(console=console) as progress:
-                count = getattr(m.vector_store, "count", None)
-                if count is None or count() != len(data.documents):
+                if m.vector_store.count() != len(data.documents):
                     m.reset()
                     fill_store(m, data, progress=progress)
                 runs = evaluate(m, data, ks=cutoffs, max_queries=max_queries, progress=progress)

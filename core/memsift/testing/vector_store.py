@@ -3,9 +3,10 @@
 The central check: for every filter, the store returns exactly the records that
 :func:`memsift.filters.evaluate` accepts (pre-filtering: a selective filter never yields
 fewer hits than exist), the best ``limit`` of them by similarity, best first. The suite
-compares the store with that brute-force reference over a corpus of a few hundred records
-(:func:`memsift.testing.strategies.corpus`) for hand-written edge cases of every field kind
-and for several hundred filters drawn from a seeded :class:`random.Random`.
+compares the store with that brute-force reference (:mod:`memsift.testing.store_reference`)
+over a corpus of a few hundred records (:func:`memsift.testing.store_corpus.corpus`) for
+hand-written edge cases of every field kind and for several hundred filters drawn from a
+seeded :class:`random.Random` (:mod:`memsift.testing.store_filters`).
 """
 
 from __future__ import annotations
@@ -24,328 +25,46 @@ import numpy as np
 import pytest
 
 from memsift.errors import EmbedderMismatchError, InvalidInputError
-from memsift.filters import SCOPE_FIELDS, Filter, evaluate, parse_filter
+from memsift.filters import SCOPE_FIELDS, evaluate, parse_filter
 from memsift.interfaces import EmbedderIdentity, MemoryRecord, VectorHit, VectorStore
-from memsift.testing import strategies
+from memsift.testing import store_corpus, store_filters
+from memsift.testing.store_corpus import make_records
+from memsift.testing.store_filters import EDGE_CASES
+from memsift.testing.store_reference import (
+    SCORE_TOL,
+    Corpus,
+    Vectors,
+    fail_on,
+    list_problem,
+    search_problem,
+)
+
+__all__ = [
+    "CORPUS_SIZE",
+    "DIMS",
+    "EDGE_CASES",
+    "IDENTITY",
+    "SCORE_TOL",
+    "Corpus",
+    "StoreFactory",
+    "VectorStoreConformance",
+    "list_problem",
+    "make_records",
+    "search_problem",
+]
 
 DIMS = 8
 IDENTITY = EmbedderIdentity(provider="conformance", model="random-unit", dims=DIMS)
 StoreFactory = Callable[[], VectorStore]
-Vectors = np.ndarray[Any, np.dtype[np.float32]]
 
 #: Records of the corpus most tests fill the store with.
 CORPUS_SIZE = 320
-#: Similarities closer than this count as ties.
-SCORE_TOL = 1e-5
 
 
 def _unit(rng: np.random.Generator, n: int) -> Vectors:
     v = rng.normal(size=(n, DIMS)).astype(np.float32)
     out: Vectors = v / np.linalg.norm(v, axis=1, keepdims=True)
     return out
-
-
-def make_records(n: int, seed: int = 0) -> list[MemoryRecord]:
-    """``n`` simple records over three users (kept for plugins' own tests)."""
-    rng = np.random.default_rng(seed)
-    records = []
-    for i in range(n):
-        stamp = f"2026-01-{1 + i % 28:02d}T00:00:{i % 60:02d}.000000+00:00"
-        records.append(
-            MemoryRecord(
-                id=str(uuid.UUID(int=int(rng.integers(1 << 62)) * 4 + i % 4)),
-                memory=f"memory number {i}",
-                hash=f"h{i}",
-                metadata={"color": ["red", "blue", "Red"][i % 3], "size": i % 7, "n": i},
-                user_id=f"u{1 + i % 3}",
-                agent_id="agent" if i % 2 else None,
-                created_at=stamp,
-                updated_at=stamp,
-            )
-        )
-    return records
-
-
-# --------------------------------------------------------------------------- the reference
-
-
-@dataclasses.dataclass
-class Corpus:
-    """Records inserted into a store, their vectors, and the reference answers."""
-
-    records: list[MemoryRecord]
-    vectors: Vectors
-
-    def __post_init__(self) -> None:
-        self.by_id = {r.id: r for r in self.records}
-        self.index = {r.id: i for i, r in enumerate(self.records)}
-
-    def matching(self, parsed: Filter) -> list[MemoryRecord]:
-        return [r for r in self.records if evaluate(parsed, r)]
-
-    def sims(self, query: Vectors) -> dict[str, float]:
-        values = self.vectors.astype(np.float64) @ query.astype(np.float64)
-        return {r.id: float(values[i]) for i, r in enumerate(self.records)}
-
-
-def search_problem(
-    corpus: Corpus,
-    hits: Sequence[VectorHit],
-    parsed: Filter,
-    query: Vectors,
-    limit: int,
-    expected: list[MemoryRecord] | None = None,
-) -> str | None:
-    """What is wrong with ``hits`` as the answer to ``search(query, parsed, limit)``
-    (``expected``: the records that match, when already known)."""
-    if not isinstance(hits, list):
-        return f"search returned {type(hits).__name__}, not a list"
-    if expected is None:
-        expected = corpus.matching(parsed)
-    allowed = {r.id for r in expected}
-    ids = [h.record.id for h in hits]
-    if len(ids) != len(set(ids)):
-        return f"duplicate hits: {ids}"
-    unknown = [i for i in ids if i not in corpus.by_id]
-    if unknown:
-        return f"returned ids that were never stored (or were deleted): {unknown[:3]}"
-    rejected = [i for i in ids if i not in allowed]
-    if rejected:
-        bad = corpus.by_id[rejected[0]]
-        return f"returned {len(rejected)} record(s) the filter rejects, e.g. {_describe(bad)}"
-    want = min(limit, len(expected))
-    if len(ids) != want:
-        return (
-            f"returned {len(ids)} hits with limit={limit}, but {len(expected)} records match: "
-            f"expected exactly {want} (pre-filtering: never fewer than exist)"
-        )
-    sims = corpus.sims(query)
-    for h in hits:
-        if not np.isfinite(h.score) or abs(h.score - sims[h.record.id]) > 1e-4:
-            return (
-                f"hit {h.record.id} scores {h.score}, its cosine similarity is "
-                f"{sims[h.record.id]:.6f}"
-            )
-        if h.record != corpus.by_id[h.record.id]:
-            return (
-                f"hit {h.record.id} carries {h.record!r}, stored was {corpus.by_id[h.record.id]!r}"
-            )
-    scores = [h.score for h in hits]
-    if any(b > a + 1e-6 for a, b in pairwise(scores)):
-        return f"hits are not best first: scores {scores}"
-    left_out = [sims[r.id] for r in expected if r.id not in set(ids)]
-    if left_out and ids and max(left_out) > min(sims[i] for i in ids) + SCORE_TOL:
-        return (
-            f"missed a better match: a matching record of similarity {max(left_out):.6f} is "
-            f"left out while one of {min(sims[i] for i in ids):.6f} is returned"
-        )
-    return None
-
-
-def list_problem(
-    corpus: Corpus,
-    listed: Sequence[MemoryRecord],
-    parsed: Filter,
-    limit: int,
-    expected: list[MemoryRecord] | None = None,
-) -> str | None:
-    """What is wrong with ``listed`` as the answer to ``list_records(parsed, limit)``."""
-    if not isinstance(listed, list):
-        return f"list_records returned {type(listed).__name__}, not a list"
-    if expected is None:
-        expected = corpus.matching(parsed)
-    allowed = {r.id for r in expected}
-    ids = [r.id for r in listed]
-    if len(ids) != len(set(ids)):
-        return f"list_records returned duplicates: {ids}"
-    rejected = [i for i in ids if i not in allowed]
-    if rejected:
-        bad = corpus.by_id.get(rejected[0])
-        return f"list_records returned a record the filter rejects: {_describe(bad)}"
-    want = min(limit, len(expected))
-    if len(ids) != want:
-        return (
-            f"list_records returned {len(ids)} records with limit={limit}, but "
-            f"{len(expected)} match: expected exactly {want}"
-        )
-    for r in listed:
-        if r != corpus.by_id[r.id]:
-            return f"list_records returned {r!r}, stored was {corpus.by_id[r.id]!r}"
-    stamps = [r.created_at for r in listed]
-    if stamps != sorted(stamps, reverse=True):
-        return f"list_records is not newest first: {stamps}"
-    rest = [r.created_at for r in expected if r.id not in set(ids)]
-    if rest and stamps and max(rest) > min(stamps):
-        return f"list_records left out a newer record ({max(rest)} > {min(stamps)})"
-    return None
-
-
-def _describe(record: MemoryRecord | None) -> str:
-    if record is None:
-        return "<unknown record>"
-    scope = {f: getattr(record, f) for f in SCOPE_FIELDS}
-    return (
-        f"{record.id} (scope {scope}, created_at {record.created_at}, updated_at "
-        f"{record.updated_at}, metadata {record.metadata!r})"
-    )
-
-
-def _fail_on(problems: list[str], total: int) -> None:
-    if problems:
-        shown = "\n  - ".join(problems[:6])
-        pytest.fail(
-            f"{len(problems)} of {total} checks disagree with memsift.filters.evaluate:"
-            f"\n  - {shown}",
-            pytrace=False,
-        )
-
-
-# --------------------------------------------------------------------------- edge cases
-
-_P = strategies.PIVOT.isoformat(timespec="microseconds")
-#: Hand-written filters per topic; each must give the reference evaluator's answer.
-EDGE_CASES: dict[str, list[dict[str, Any]]] = {
-    "scope-fields": [
-        {"user_id": "u2"},
-        {"agent_id": "a1"},
-        {"run_id": "r3"},
-        {"user_id": "u1", "agent_id": "a2"},
-        {"user_id": "u3", "run_id": "r5"},
-        {"agent_id": "a3", "run_id": "r1"},
-        {"user_id": "u4", "agent_id": "a1", "run_id": "r2"},
-        {"user_id": "u1", "agent_id": {"ne": "a1"}},
-        {"user_id": "u2", "run_id": {"nin": ["r1", "r2"]}},
-        {"user_id": "u2", "agent_id": {"exists": False}},
-        {"user_id": "u3", "run_id": "*"},
-        {"agent_id": {"in": ["a1", "a3"]}, "run_id": {"gte": "r4"}},
-        {"OR": [{"agent_id": "a2"}, {"run_id": "r6"}]},
-        {"NOT": [{"agent_id": "a1"}]},
-        {"run_id": {"icontains": "R1"}},
-    ],
-    "timestamps-time-of-day": [
-        {"created_at": {"gt": "2026-03-03T06:00:00+00:00"}},
-        {"created_at": {"gte": "2026-03-03T12:00:00+00:00", "lt": "2026-03-03T18:00:00+00:00"}},
-        {"created_at": {"lt": "2026-03-04T09:30:00+00:00"}},
-        {"updated_at": {"gt": "2026-03-03T23:59:59.999999+00:00"}},
-        {"updated_at": {"lte": "2026-03-02T12:00:00Z"}},
-        {"created_at": {"gt": "2026-03-03T14:00:00+02:00"}},
-        {"created_at": {"gte": "2026-03-03"}},
-        {"created_at": "2026-03-03T00:00:00+00:00"},
-    ],
-    "timestamps-sub-second": [
-        {"created_at": _P},
-        {"created_at": {"gt": _P}},
-        {"created_at": {"gte": _P}},
-        {"created_at": {"lt": _P}},
-        {"created_at": {"ne": _P}},
-        {"created_at": {"gt": "2026-03-03T12:00:00.000001+00:00"}},
-        {"created_at": {"lte": "2026-03-03T12:00:00.000001+00:00"}},
-        {"created_at": {"in": ["2026-03-03T12:00:00.000002+00:00", "2026-03-03T12:00:01"]}},
-        {"created_at": {"gt": "2026-03-03T11:59:59.999999Z", "lt": "2026-03-03T12:00:00.000002Z"}},
-        {"updated_at": {"gt": _P, "lt": "2026-03-03T12:00:01+00:00"}},
-        {"updated_at": {"nin": [_P]}},
-    ],
-    "icontains-wildcards-and-quotes": [
-        {"text": {"icontains": "%"}},
-        {"text": {"icontains": "_"}},
-        {"text": {"icontains": "a_c"}},
-        {"text": {"icontains": "A%C"}},
-        {"text": {"icontains": "0%"}},
-        {"text": {"contains": "_"}},
-        {"text": {"contains": "a%c"}},
-        {"text": {"icontains": "'"}},
-        {"text": {"icontains": '"HI"'}},
-        {"text": {"icontains": "\\"}},
-        {"text": {"contains": "it's"}},
-        {"text": "a_c"},
-        {"text": {"gt": "a_c"}},
-    ],
-    "icontains-case-folding": [
-        {"text": {"icontains": "ss"}},
-        {"text": {"icontains": "STRASSE"}},
-        {"text": {"icontains": "straße"}},
-        {"text": {"icontains": "ß"}},
-        {"text": {"icontains": "fi"}},
-        {"text": {"icontains": "ﬁ"}},
-        {"text": {"icontains": "ST"}},
-        {"text": {"icontains": "\u03bf\u03c3"}},  # omicron, sigma
-        {"text": {"icontains": "ος"}},
-        {"text": {"icontains": "Σ"}},
-        {"text": {"icontains": "ärger"}},
-        {"text": {"icontains": "Ä"}},
-        {"text": {"icontains": "i̇"}},
-        {"text": {"icontains": "ist"}},
-        {"text": {"icontains": "\u13a0"}},  # CHEROKEE LETTER A
-        {"text": {"icontains": "RED"}},
-        {"text": {"contains": "red"}},
-    ],
-    "big-integers": [
-        {"num": 2**53},
-        {"num": 2**53 + 1},
-        {"num": {"gt": 2**53}},
-        {"num": {"gte": 2**53 + 1}},
-        {"num": {"lt": 2**53 + 1}},
-        {"num": {"in": [2**53 + 2, 10**18 + 1]}},
-        {"num": {"ne": 2**53}},
-        {"num": 10**18},
-        {"num": 10**18 + 1},
-        {"num": {"gt": 10**18}},
-        {"num": 2**63 - 1},
-        {"num": {"lt": -(2**63) + 1}},
-        {"num": 9007199254740992.0},
-        {"num": {"gt": 9007199254740992.0}},
-        {"tags": {"contains": 2**53 + 1}},
-        {"tags": {"contains": 2**53}},
-    ],
-    "numbers-and-booleans": [
-        {"num": 1},
-        {"num": 1.0},
-        {"num": {"gt": 0.5, "lt": 3}},
-        {"num": {"lte": -1}},
-        {"num": {"in": [0, 2.0, -2.5]}},
-        {"flag": True},
-        {"flag": 1},
-        {"flag": False},
-        {"flag": 0},
-        {"flag": {"in": [True, 0]}},
-        {"flag": {"ne": True}},
-        {"flag": {"gt": 0}},
-        {"flag": {"gte": 0.5}},
-        {"flag": "true"},
-        {"tags": {"contains": True}},
-        {"tags": {"contains": 1}},
-    ],
-    "null-and-missing": [
-        {"maybe": None},
-        {"maybe": {"ne": None}},
-        {"maybe": "*"},
-        {"maybe": {"exists": False}},
-        {"maybe": {"in": [None, "x"]}},
-        {"maybe": {"nin": [None]}},
-        {"flag": None},
-        {"tags": {"contains": None}},
-        {"NOT": [{"maybe": None}]},
-        {"text": {"ne": "abc"}},
-    ],
-    "nested-lists": [
-        {"tags": {"contains": "a"}},
-        {"tags": {"contains": "b"}},
-        {"tags": {"contains": "c"}},
-        {"tags": {"contains": "y"}},
-        {"tags": {"contains": "k"}},
-        {"tags": {"icontains": "A"}},
-        {"tags": "b"},
-        {"tags": {"in": ["a", "b"]}},
-        {"tags": {"contains": "Straße"}},
-    ],
-    "logic": [
-        {"OR": [{"num": {"gt": 2**53}}, {"text": {"icontains": "ss"}}]},
-        {"AND": [{"user_id": "u1"}, {"NOT": [{"tags": {"contains": "a"}}]}]},
-        {"NOT": [{"OR": [{"flag": True}, {"maybe": None}]}]},
-        {"user_id": "u2", "OR": [{"created_at": {"gt": _P}}, {"group": {"lt": 3}}]},
-        {"AND": [{"OR": [{"agent_id": "a1"}, {"run_id": "r2"}]}, {"bucket": {"ne": 3}}]},
-    ],
-}
 
 
 class VectorStoreConformance:
@@ -399,7 +118,7 @@ class VectorStoreConformance:
         return self._fill_corpus(store)
 
     def _fill_corpus(self, store: VectorStore, n: int = CORPUS_SIZE) -> Corpus:
-        records = strategies.corpus(n, seed=self.seed)
+        records = store_corpus.corpus(n, seed=self.seed)
         vectors = _unit(np.random.default_rng(self.seed), n)
         # two batches: stores must keep the order of many inserts, not only of one
         half = n // 2
@@ -443,7 +162,7 @@ class VectorStoreConformance:
                 problem = list_problem(corpus, listed, parsed, limit, expected)
                 if problem:
                     problems.append(f"list_records(filters={spec!r}, limit={limit}): {problem}")
-        _fail_on(problems, checks)
+        fail_on(problems, checks)
 
     # ------------------------------------------------------------------ basics
 
@@ -492,16 +211,16 @@ class VectorStoreConformance:
         """A search scoped by one field sees exactly that tenant's records, alone or with
         the other scope fields."""
         specs: list[dict[str, Any]] = []
-        for value in strategies.SCOPE_VALUES[field]:
+        for value in store_corpus.SCOPE_VALUES[field]:
             specs.append({field: value})
             for other in SCOPE_FIELDS:
                 if other != field:
-                    for o in strategies.SCOPE_VALUES[other][:2]:
+                    for o in store_corpus.SCOPE_VALUES[other][:2]:
                         specs.append({field: value, other: o})
             specs.append({"AND": [{field: value}, {"bucket": {"lt": 3}}]})
         specs.append({field: "no-such-tenant"})
         self._check(store, corpus, specs, limits=(1, 3, 5))
-        for value in strategies.SCOPE_VALUES[field]:
+        for value in store_corpus.SCOPE_VALUES[field]:
             hits = store.search(
                 corpus.vectors[0], filters=parse_filter({field: value}), limit=CORPUS_SIZE
             )
@@ -546,7 +265,7 @@ class VectorStoreConformance:
                 problem = search_problem(corpus, hits, parsed, query, limit)
                 if problem:
                     problems.append(f"search(filters={spec!r}, limit={limit}): {problem}")
-        _fail_on(problems, len(cases) * 3)
+        fail_on(problems, len(cases) * 3)
 
     def test_selective_filter_returns_every_match(self, store: VectorStore) -> None:
         records, _ = self._fill(store, 400)
@@ -562,7 +281,7 @@ class VectorStoreConformance:
         """``ainsert`` and ``asearch`` (and ``aget``, ``alist_records``, ``adelete`` where a
         store defines them) give the answers of their sync twins, also when awaited
         concurrently."""
-        records = strategies.corpus(120, seed=self.seed + 1)
+        records = store_corpus.corpus(120, seed=self.seed + 1)
         vectors = _unit(np.random.default_rng(self.seed + 1), len(records))
         corpus = Corpus(records, vectors)
         specs = [*EDGE_CASES["scope-fields"][:8], *EDGE_CASES["big-integers"][:4]]
@@ -591,7 +310,7 @@ class VectorStoreConformance:
             sync = store.search(query, filters=parsed, limit=5)
             if [h.record.id for h in sync] != [h.record.id for h in hits]:
                 problems.append(f"asearch and search disagree on {spec!r}")
-        _fail_on(problems, len(specs))
+        fail_on(problems, len(specs))
         self._optional_async_twins(store, corpus)
 
     def _optional_async_twins(self, store: VectorStore, corpus: Corpus) -> None:
@@ -672,7 +391,7 @@ class VectorStoreConformance:
                 assert [s for _, s in a] == pytest.approx([s for _, s in b], abs=1e-5)
             self._check(again, corpus, specs, limits=(2,))
             # writes after reopening persist too
-            extra = strategies.corpus(20, seed=self.seed + 7)
+            extra = store_corpus.corpus(20, seed=self.seed + 7)
             extra_vectors = _unit(np.random.default_rng(self.seed + 7), 20)
             again.insert(extra, extra_vectors)
             again.delete([corpus.records[0].id, extra[0].id])
@@ -795,13 +514,13 @@ class VectorStoreConformance:
     ) -> None:
         self._check(store, corpus, EDGE_CASES[topic], limits=(1, 2, 5), seed=len(topic))
 
-    @pytest.mark.parametrize("family", list(strategies.FAMILIES))
+    @pytest.mark.parametrize("family", list(store_filters.FAMILIES))
     def test_generated_filters_agree_with_the_reference_evaluator(
         self, corpus: Corpus, store: VectorStore, family: str
     ) -> None:
         """Seeded random filters of one family, several limits, search and list_records."""
         rng = random.Random(f"{self.seed}-{family}")
-        gen = strategies.FilterGenerator(rng, corpus.records)
+        gen = store_filters.FilterGenerator(rng, corpus.records)
         specs = [gen.filter(family) for _ in range(self.filter_cases)]
         self._check(store, corpus, specs, limits=(1, 3, 5, 10, 40), seed=rng.randrange(1 << 30))
 
@@ -818,14 +537,14 @@ class VectorStoreConformance:
     def test_concurrent_readers_and_a_writer(self, store: VectorStore) -> None:
         """Four reader threads search while one thread inserts, updates and deletes: no
         exception, every answer consistent, and the final state exact."""
-        base = strategies.corpus(120, seed=self.seed + 3)
+        base = store_corpus.corpus(120, seed=self.seed + 3)
         base_vectors = _unit(np.random.default_rng(self.seed + 3), len(base))
         store.insert(base, base_vectors)
         new = [
             dataclasses.replace(
                 r, id=str(uuid.UUID(int=(1 << 100) + i)), user_id="writer", hash=f"w{i}"
             )
-            for i, r in enumerate(strategies.corpus(80, seed=self.seed + 4))
+            for i, r in enumerate(store_corpus.corpus(80, seed=self.seed + 4))
         ]
         new_vectors = _unit(np.random.default_rng(self.seed + 4), len(new))
         errors: list[BaseException] = []

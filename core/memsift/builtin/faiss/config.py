@@ -1,0 +1,52 @@
+"""``FaissStoreConfig``: the options of the built-in ``faiss`` store."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from memsift.config import memsift_home
+from memsift.interfaces import VectorStoreConfig
+
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
+
+
+class FaissStoreConfig(VectorStoreConfig):
+    """Config of the built-in ``faiss`` store."""
+
+    path: str | None = Field(
+        default=None,
+        description="directory of the store files (default: $MEMSIFT_HOME or ~/.memsift, /faiss)",
+    )
+    collection_name: str = Field(default="memsift", description="name of the collection's files")
+    embedding_model_dims: int | None = Field(
+        default=None, ge=1, le=65536, description="vector dimension; must match the embedder"
+    )
+    distance_strategy: Literal["cosine", "inner_product", "euclidean"] = Field(
+        default="cosine",
+        description="similarity: cosine, inner product, or 1/(1+L2 distance); higher is better",
+    )
+    index: Literal["flat", "hnsw"] = Field(
+        default="flat", description="flat (exact) or hnsw (approximate, for large scopes)"
+    )
+    hnsw_m: int = Field(default=32, ge=4, le=256, description="HNSW graph degree")
+    hnsw_ef_construction: int = Field(default=200, ge=8, le=4096, description="HNSW build depth")
+    hnsw_ef_search: int = Field(default=128, ge=8, le=8192, description="HNSW search depth")
+
+    @field_validator("collection_name")
+    @classmethod
+    def _check_collection(cls, value: str) -> str:
+        if not _COLLECTION_RE.match(value):
+            raise ValueError(
+                "collection_name must be 1-128 letters, digits, '_' or '-' (it names files on disk)"
+            )
+        return value
+
+    def directory(self) -> Path:
+        return Path(self.path).expanduser() if self.path else memsift_home() / "faiss"
+
+
+__all__ = ["FaissStoreConfig"]
