@@ -6,11 +6,11 @@ A provider is a class with a pydantic config model. The core builds it as
 fallback, so providers stay small. Each sync method has an async twin whose default runs
 the sync one in a worker thread; providers with native async clients override it. What a
 store may do beyond the required methods (finding records by hash, saying where its files
-are) is a declared method with a default, never probed for with ``getattr``.
+are, keyword search) is a declared method with a default, never probed for with ``getattr``.
 
-The plain data types (``MemoryRecord``, ``VectorHit``, ``Candidate``, ``EmbedderIdentity``,
-``FloatArray``) live in :mod:`memsift.records` and are re-exported here, where plugins
-import them from.
+The plain data types (``MemoryRecord``, ``VectorHit``, ``KeywordHit``, ``Candidate``,
+``EmbedderIdentity``, ``FloatArray``) live in :mod:`memsift.records` and are re-exported here,
+where plugins import them from.
 """
 
 from __future__ import annotations
@@ -29,8 +29,16 @@ from memsift.completions import (
     ResponseFormat,
     json_object,
 )
-from memsift.errors import InvalidInputError
-from memsift.records import Candidate, EmbedderIdentity, FloatArray, MemoryRecord, VectorHit
+from memsift.errors import InvalidInputError, StoreError
+from memsift.filters.ast import MatchAll
+from memsift.records import (
+    Candidate,
+    EmbedderIdentity,
+    FloatArray,
+    KeywordHit,
+    MemoryRecord,
+    VectorHit,
+)
 
 if TYPE_CHECKING:
     from memsift.filters.ast import Filter
@@ -164,6 +172,17 @@ class Reranker(ABC):
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
         return await asyncio.to_thread(self.rerank, query, documents)
+
+    @property
+    def uses_keyword_scores(self) -> bool:
+        """Whether this reranker reads :attr:`Candidate.keyword_score` (the store's BM25 score
+        of each candidate, with term statistics from the whole collection).
+
+        When it does and the store has a keyword index, the search pipeline fills that score
+        for every candidate of the pool, and the hybrid first stage's ``"auto"`` default
+        applies (see :class:`memsift.config.SearchConfig`). Default: False.
+        """
+        return False
 
     def score_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
         """What the search pipeline calls: by default ``rerank`` on the candidates' texts.
@@ -342,6 +361,71 @@ class VectorStore(ABC):
         records = self.list_records(filters=filters, limit=1_000_000)
         return {r.hash for r in records if r.hash in wanted}
 
+    def count(self, *, filters: Filter | None = None) -> int:
+        """How many records satisfy ``filters`` (every record when None).
+
+        ``memsift eval`` calls it to tell whether the store already holds a dataset. The
+        default counts what :meth:`list_records` returns with a limit of 1,000,000 (so it
+        lists every record, and never counts past that limit); a store that can count
+        directly (``SELECT COUNT(*)``, a count endpoint) overrides it.
+        """
+        scope = MatchAll() if filters is None else filters
+        return len(self.list_records(filters=scope, limit=1_000_000))
+
+    def get_vectors(self, ids: Sequence[str]) -> FloatArray:
+        """The stored vectors of ``ids``, one row each in their order (``memsift migrate``
+        copies them, and compares a sample at the end). A cosine store may return them
+        normalised to unit length. An id that is not stored raises
+        :class:`~memsift.errors.MemoryNotFoundError`.
+
+        The default raises :class:`~memsift.errors.StoreError`: a store that can read its
+        vectors back overrides it.
+        """
+        raise StoreError(
+            f"the {type(self).__name__} store cannot return stored vectors (it does not "
+            "implement get_vectors), so memsift migrate cannot copy from it"
+        )
+
+    @property
+    def supports_keyword_search(self) -> bool:
+        """Whether the store has a keyword index: :meth:`keyword_search` and
+        :meth:`keyword_scores` work.
+
+        Default False: the search pipeline then runs the vector stage alone (the hybrid first
+        stage falls back, and the response says why), and the ``bm25`` reranker takes its
+        term statistics from the candidate pool.
+        """
+        return False
+
+    def keyword_search(
+        self, query: str, *, filters: Filter, limit: int, vector: FloatArray | None = None
+    ) -> list[KeywordHit]:
+        """The best ``limit`` records for ``query`` by BM25 among those that satisfy
+        ``filters`` exactly, best first (the keyword side of the hybrid first stage).
+
+        Term statistics (document frequencies, average length) come from the whole
+        collection; the store analyses ``query`` as it analysed the stored texts. Records
+        that match no query term are left out, so a query with no index term (only stop
+        words, say) finds nothing. With ``vector``, each hit carries its vector similarity to
+        it (the score :meth:`search` would give). The default raises
+        :class:`~memsift.errors.StoreError`: a store with a keyword index overrides it and
+        :attr:`supports_keyword_search`.
+        """
+        raise StoreError(self._no_keyword_index())
+
+    def keyword_scores(
+        self, query: str, ids: Sequence[str], *, filters: Filter | None = None
+    ) -> dict[str, float]:
+        """The BM25 scores of the records ``ids`` for ``query``, with the statistics of
+        :meth:`keyword_search`; ids that match no query term (or are not stored) are left
+        out. ``filters``, when given, is a filter every one of ``ids`` satisfies (the
+        search's): a store may use it to narrow its work, never to drop an id. The default
+        raises :class:`~memsift.errors.StoreError`."""
+        raise StoreError(self._no_keyword_index())
+
+    def _no_keyword_index(self) -> str:
+        return f"the {type(self).__name__} store has no keyword index"
+
     @property
     def data_directory(self) -> Path | None:
         """The folder that holds the store's files, or None (default) for a store without one.
@@ -357,6 +441,18 @@ class VectorStore(ABC):
     async def asearch(self, vector: FloatArray, *, filters: Filter, limit: int) -> list[VectorHit]:
         return await asyncio.to_thread(self.search, vector, filters=filters, limit=limit)
 
+    async def akeyword_search(
+        self, query: str, *, filters: Filter, limit: int, vector: FloatArray | None = None
+    ) -> list[KeywordHit]:
+        return await asyncio.to_thread(
+            self.keyword_search, query, filters=filters, limit=limit, vector=vector
+        )
+
+    async def akeyword_scores(
+        self, query: str, ids: Sequence[str], *, filters: Filter | None = None
+    ) -> dict[str, float]:
+        return await asyncio.to_thread(self.keyword_scores, query, ids, filters=filters)
+
 
 __all__ = [
     "LLM",
@@ -366,6 +462,7 @@ __all__ = [
     "EmbedderConfig",
     "EmbedderIdentity",
     "FloatArray",
+    "KeywordHit",
     "LLMConfig",
     "MemoryRecord",
     "ProviderConfig",

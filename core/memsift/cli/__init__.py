@@ -5,6 +5,7 @@
 - :mod:`memsift.cli.eval`: ``memsift eval`` (datasets, metrics)
 - :mod:`memsift.cli.demo`: ``memsift demo``
 - :mod:`memsift.cli.bench`: ``memsift bench`` (and the plugins' benchmarks)
+- :mod:`memsift.cli.migrate`: ``memsift migrate`` (copy every memory to another store)
 - :mod:`memsift.cli.options` and :mod:`memsift.cli.render`: the shared options, and how
   tables and errors are printed.
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import click
 
-from memsift.cli import bench, demo, memory_cmds, plugins
+from memsift.cli import bench, demo, memory_cmds, migrate, plugins
 from memsift.cli import eval as eval_cmd
 
 
@@ -33,6 +34,7 @@ for _command in (
     eval_cmd.eval_command,
     demo.demo,
     bench.bench,
+    migrate.migrate_command,
 ):
     main.add_command(_command)
 

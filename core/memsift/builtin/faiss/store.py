@@ -1,6 +1,8 @@
 """``FaissStore``: the :class:`~memsift.interfaces.VectorStore` operations of the built-in
-``faiss`` store -- writes, reads, the filtered search, compaction -- on top of
-:class:`~memsift.builtin.faiss.sync.SyncedStore`, and the ``register_vector_stores`` hook.
+``faiss`` store -- writes, reads, the filtered vector and keyword searches, compaction -- on
+top of :class:`~memsift.builtin.faiss.sync.SyncedStore`, and the ``register_vector_stores``
+hook. The keyword index is kept in the same transaction as every write (see
+:mod:`~memsift.builtin.faiss.keyword`).
 
 Deletes and updates never rebuild the index: they leave a tombstone (an update writes the new
 vector to a new slot), and tombstones are compacted away once they pass a quarter of the
@@ -18,22 +20,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from memsift.builtin.faiss import keyword
 from memsift.builtin.faiss.columns import Columns, Int64Array
 from memsift.builtin.faiss.config import FaissStoreConfig
 from memsift.builtin.faiss.index import compacted_index, needs_compaction
 from memsift.builtin.faiss.schema import (
     ROW_COLUMNS,
+    Txn,
     chunks,
     dump_metadata,
     new_epoch,
     record_from_row,
 )
-from memsift.builtin.faiss.search import allowed_slots, rank
+from memsift.builtin.faiss.search import allowed_slots, rank, similarities
 from memsift.builtin.faiss.sync import SyncedStore
 from memsift.errors import InvalidInputError, MemoryNotFoundError, StoreError
 from memsift.filters import Filter, MatchAll, compile_sql
 from memsift.hookspecs import hookimpl
-from memsift.records import FloatArray, MemoryRecord, VectorHit
+from memsift.records import FloatArray, KeywordHit, MemoryRecord, VectorHit
 
 if TYPE_CHECKING:
     from memsift.registry import ProviderRegistrar
@@ -63,6 +67,14 @@ class FaissStore(SyncedStore):
             arr = arr / norms
         return np.ascontiguousarray(arr, dtype=np.float32)
 
+    def _terms_of(self, txn: Txn, texts: Sequence[str]) -> list[str | None]:
+        """The keyword index terms of ``texts`` (by the index's analyzer), or Nones when the
+        store has no keyword index."""
+        if txn.keyword is None:
+            return [None] * len(texts)
+        analyzer = keyword.analyzer_of(txn.keyword)
+        return [analyzer.joined(t) for t in texts]
+
     # ------------------------------------------------------------------ writes
 
     def insert(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
@@ -73,6 +85,7 @@ class FaissStore(SyncedStore):
             metadata = [dump_metadata(r.metadata) for r in records]
             with self._write_txn("add memories") as txn:
                 start = txn.next_slot  # taken inside the transaction: no other writer has it
+                terms = self._terms_of(txn, [r.memory for r in records])
                 rows = [
                     (
                         r.id,
@@ -86,20 +99,23 @@ class FaissStore(SyncedStore):
                         r.created_at,
                         r.updated_at,
                         arr[i].tobytes(),
+                        terms[i],
                     )
                     for i, r in enumerate(records)
                 ]
                 try:
                     self._conn.executemany(
                         "INSERT INTO memories(id, slot, memory, hash, metadata, user_id, "
-                        "agent_id, run_id, created_at, updated_at, vector) "
-                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "agent_id, run_id, created_at, updated_at, vector, terms) "
+                        "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         rows,
                     )
                 except sqlite3.IntegrityError as exc:
                     if "memories.id" not in str(exc):
                         raise
                     raise InvalidInputError(f"a memory with this id already exists: {exc}") from exc
+                if txn.keyword:
+                    keyword.add(self._conn, range(start, start + len(records)))
                 txn.next_slot = start + len(records)
             with self._applying():
                 self._index.add(arr)
@@ -137,14 +153,19 @@ class FaissStore(SyncedStore):
                     raise StoreError(f"no memory with id {record.id!r}")
                 old_slot = int(row[0])
                 new_slot = txn.next_slot
+                (terms,) = self._terms_of(txn, [record.memory])
+                if txn.keyword:
+                    keyword.remove(self._conn, [old_slot])
                 if arr is None:
-                    self._conn.execute(f"{base} WHERE id=?", (*fields, record.id))
+                    self._conn.execute(f"{base}, terms=? WHERE id=?", (*fields, terms, record.id))
                 else:
                     self._conn.execute(
-                        f"{base}, slot=?, vector=? WHERE id=?",
-                        (*fields, new_slot, arr[0].tobytes(), record.id),
+                        f"{base}, terms=?, slot=?, vector=? WHERE id=?",
+                        (*fields, terms, new_slot, arr[0].tobytes(), record.id),
                     )
                     txn.next_slot = new_slot + 1
+                if txn.keyword:
+                    keyword.add(self._conn, [old_slot if arr is None else new_slot])
                 txn.logged.append(old_slot)  # re-scoped, or a tombstone
             with self._applying():
                 if arr is None:
@@ -171,6 +192,8 @@ class FaissStore(SyncedStore):
                         )
                     )
                 if slots:
+                    if txn.keyword:
+                        keyword.remove(self._conn, slots)
                     self._conn.executemany(
                         "DELETE FROM memories WHERE slot = ?", [(s,) for s in slots]
                     )
@@ -189,6 +212,8 @@ class FaissStore(SyncedStore):
             if self._closed:
                 raise StoreError("the store is closed")
             with self._write_txn("reset the store", sync=False) as txn:
+                if txn.keyword:
+                    keyword.clear(self._conn)  # its meta goes too: open() builds it anew
                 self._conn.execute("DELETE FROM memories")
                 self._conn.execute("DELETE FROM meta WHERE key != 'generation'")
                 txn.epoch = new_epoch()
@@ -244,6 +269,8 @@ class FaissStore(SyncedStore):
             # Two passes keep the UNIQUE(slot) constraint satisfied while renumbering.
             self._conn.execute("UPDATE memories SET slot = -1 - slot")
             self._conn.executemany("UPDATE memories SET slot = ? WHERE slot = -1 - ?", mapping)
+            if txn.keyword:
+                keyword.rebuild(self._conn)  # its rowids are the slots
             txn.epoch = new_epoch()
             txn.next_slot = len(order)
             txn.clear_log = True
@@ -351,6 +378,67 @@ class FaissStore(SyncedStore):
                 for s, sc in zip(slots, scores)
                 if int(s) in records
             ]
+
+    @property
+    def supports_keyword_search(self) -> bool:
+        """True while the store has its keyword index (``keyword_index``, the default)."""
+        return self._keyword is not None and not self._closed
+
+    def keyword_search(
+        self, query: str, *, filters: Filter, limit: int, vector: FloatArray | None = None
+    ) -> list[KeywordHit]:
+        """BM25 over the memories that satisfy ``filters`` (statistics from the whole
+        collection), best first; see :mod:`~memsift.builtin.faiss.keyword`."""
+        if limit < 1:
+            raise InvalidInputError(f"limit must be at least 1, got {limit}")
+        with self._lock:
+            dims = self._require_open()
+            q = (
+                None
+                if vector is None
+                else self._check_vectors(np.asarray(vector).reshape(1, -1), 1)
+            )
+            with self._sqlite_errors("search keywords"), self._transaction(write=False):
+                self._refresh_if_changed()
+                expression = self._match_expression(query, filters)
+                if expression is None:
+                    return []
+                found = keyword.top_matches(self._conn, expression, filters, limit)
+                if not found:
+                    return []
+                slots = np.fromiter((s for s, _ in found), dtype=np.int64, count=len(found))
+                records = self._records_by_slot(slots)
+                sims = (
+                    None
+                    if q is None
+                    else similarities(self._index, self.config, dims, q, slots).tolist()
+                )
+            return [
+                KeywordHit(records[s], score, None if sims is None else float(sims[i]))
+                for i, (s, score) in enumerate(found)
+                if s in records
+            ]
+
+    def keyword_scores(
+        self, query: str, ids: Sequence[str], *, filters: Filter | None = None
+    ) -> dict[str, float]:
+        """The BM25 scores of ``ids`` (those matching a query term), as keyword_search."""
+        with self._lock:
+            self._require_open()
+            with self._sqlite_errors("score keywords"), self._transaction(write=False):
+                self._refresh_if_changed()
+                scope = MatchAll() if filters is None else filters
+                expression = self._match_expression(query, scope)
+                if expression is None or not ids:
+                    return {}
+                return keyword.scores_of(self._conn, expression, ids)
+
+    def _match_expression(self, query: str, filters: Filter) -> str | None:
+        if self._keyword is None:
+            raise StoreError(
+                f"the store {self.db_path} has no keyword index (keyword_index is off for it)"
+            )
+        return keyword.match_expression(keyword.analyzer_of(self._keyword), query, filters)
 
     def _records_by_slot(self, slots: Int64Array) -> dict[int, MemoryRecord]:
         marks = ",".join("?" * len(slots))
