@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 from qdrant_client import AsyncQdrantClient, QdrantClient
 
-from memsift import EmbedderIdentity, EmbedderMismatchError
 from memsift.testing import PluginPackageConformance, VectorStoreConformance
-from memsift.testing.vector_store import DIMS, IDENTITY, StoreFactory
+from memsift.testing.vector_store import StoreFactory
 from memsift_qdrant import QdrantStore, QdrantStoreConfig
 
 
@@ -34,18 +33,6 @@ class TestLocalMemory(VectorStoreConformance):
     @pytest.fixture
     def make_store(self) -> StoreFactory:
         return lambda: QdrantStore(QdrantStoreConfig(path=":memory:"))
-
-    def test_refuses_another_embedder(self, make_store: StoreFactory) -> None:
-        """The suite's version reopens the storage, which an in-memory store cannot: here
-        the same store object, filled, is opened again with another embedder."""
-        store = make_store()
-        store.open(IDENTITY)
-        try:
-            self._fill(store, 3)
-            with pytest.raises(EmbedderMismatchError):
-                store.open(EmbedderIdentity(provider="other", model="other", dims=DIMS))
-        finally:
-            store.close()
 
 
 class TestSharedClientInMemory(VectorStoreConformance):
