@@ -32,7 +32,7 @@ FAIL_IMPORT_ENV = "MEMSIFT_TESTPLUGIN_FAIL_IMPORT"
 ROW_KEYS = {"name", "version", "builtin", "entry_point", "loaded", "blocked", "error", "providers"}
 PROVIDER_KEYS = {"kind", "name", "description", "conflicts_with"}
 BUILTINS = {
-    "memsift.builtin.faiss_store": ("vector_store", "faiss"),
+    "memsift.builtin.faiss": ("vector_store", "faiss"),
     "memsift.builtin.minilm": ("embedder", "minilm"),
     "memsift.builtin.bm25": ("reranker", "bm25"),
 }

@@ -1,24 +1,17 @@
-"""The core's helpers for local-model plugins: memsift.models, memsift.testing.benchkit,
-check_embed_input.
+"""The core's helpers for local-model plugins: memsift.testing.benchkit, check_embed_input.
 
-This venv has no torch: the torch-using helpers are exercised by the plugin suites; here,
-what runs without it, and the promise that importing these modules never imports torch.
+(memsift.kit.local, the local-model runtime, is tested in test_kit_local.py.)
 """
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pytest
 
-from memsift import ConfigError, InvalidInputError, Reranker, RerankerConfig
+from memsift import InvalidInputError, Reranker, RerankerConfig
 from memsift.interfaces import check_embed_input, check_rerank_input
-from memsift.models import DEVICE_PATTERN, ModelCache, import_torch, resolve_device
 from memsift.search import RerankStage
 from memsift.testing.benchkit import (
     POOL,
@@ -29,115 +22,6 @@ from memsift.testing.benchkit import (
     pool_hits,
     summarize,
 )
-
-# --------------------------------------------------------------------------- ModelCache
-
-
-def test_model_cache_builds_once_per_key() -> None:
-    cache = ModelCache()
-    calls: list[str] = []
-
-    def build(name: str) -> object:
-        calls.append(name)
-        return object()
-
-    a = cache.get("a", lambda: build("a"))
-    assert cache.get("a", lambda: build("a")) is a
-    b = cache.get("b", lambda: build("b"))
-    assert b is not a
-    assert calls == ["a", "b"] and cache.loads == 2 and len(cache) == 2
-
-
-def test_model_cache_builds_once_under_concurrent_gets() -> None:
-    cache = ModelCache()
-    started = threading.Event()
-    builds = 0
-
-    def build() -> object:
-        nonlocal builds
-        builds += 1
-        started.set()
-        time.sleep(0.05)  # the other threads arrive while this build runs
-        return object()
-
-    results: list[object] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(cache.get("k", build))) for _ in range(8)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert builds == 1 and cache.loads == 1
-    assert len(results) == 8 and all(r is results[0] for r in results)
-
-
-def test_model_cache_failed_build_is_not_cached() -> None:
-    cache = ModelCache()
-
-    def fail() -> object:
-        raise RuntimeError("no model")
-
-    with pytest.raises(RuntimeError):
-        cache.get("k", fail)
-    assert len(cache) == 0 and cache.loads == 0
-    assert cache.get("k", lambda: 1) == 1
-
-
-def test_model_cache_discard_and_clear() -> None:
-    cache = ModelCache()
-    shared, other = object(), object()
-    cache.get("a", lambda: shared)
-    cache.get("b", lambda: shared)
-    cache.get("c", lambda: other)
-    cache.discard(shared)
-    assert len(cache) == 1
-    assert cache.get("c", object) is other
-    cache.clear()
-    assert len(cache) == 0
-    assert cache.get("c", object) is not other
-    assert cache.loads == 4
-
-
-# --------------------------------------------------------------------------- devices
-
-
-@pytest.mark.parametrize("device", ["auto", "cpu", "mps", "cuda", "cuda:0", "cuda:12"])
-def test_device_pattern_accepts(device: str) -> None:
-    assert re.match(DEVICE_PATTERN, device)
-
-
-@pytest.mark.parametrize("device", ["", "gpu", "CUDA", "cuda:", "cuda:x", "cpu ", "tpu"])
-def test_device_pattern_and_resolve_device_refuse(device: str) -> None:
-    assert not re.match(DEVICE_PATTERN, device)
-    with pytest.raises(ConfigError, match="device must be auto, cpu, mps, cuda or cuda:N"):
-        resolve_device(device, missing="unused: the device is checked first")
-
-
-@pytest.fixture
-def no_torch(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """``import torch`` fails, whether or not torch is installed."""
-    monkeypatch.setitem(sys.modules, "torch", None)
-    yield
-
-
-@pytest.mark.usefixtures("no_torch")
-def test_without_torch_the_plugin_message_is_the_error() -> None:
-    with pytest.raises(ConfigError, match=r"^my plugin needs torch: pip install it$"):
-        import_torch("my plugin needs torch: pip install it")
-    with pytest.raises(ConfigError, match=r"^my plugin needs torch"):
-        resolve_device("auto", missing="my plugin needs torch")
-
-
-def test_importing_the_core_helpers_never_imports_torch() -> None:
-    code = (
-        "import sys\n"
-        "sys.modules['torch'] = sys.modules['transformers'] = None\n"
-        "import memsift.models, memsift.testing.benchkit, memsift.testing.tiny_models\n"
-        "import memsift.interfaces, memsift.builtin.minilm\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
-
 
 # --------------------------------------------------------------------------- check_embed_input
 

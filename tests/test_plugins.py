@@ -225,7 +225,7 @@ def test_builtins_are_plugin_modules_registered_through_the_hooks() -> None:
         info = host.infos[module_name]
         assert info.builtin and info.loaded and not info.blocked
         assert host.manager.get_plugin(module_name) is sys.modules[module_name]
-    assert registry.get_vector_store("faiss").plugin == "memsift.builtin.faiss_store"
+    assert registry.get_vector_store("faiss").plugin == "memsift.builtin.faiss"
     assert registry.get_embedder("minilm").plugin == "memsift.builtin.minilm"
     assert registry.get_reranker("bm25").plugin == "memsift.builtin.bm25"
     assert ("reranker", "bm25") in host.infos["memsift.builtin.bm25"].providers
@@ -386,7 +386,7 @@ def test_importing_memsift_loads_no_plugin() -> None:
         "import sys, memsift\n"
         "from memsift import MemoryConfig, Memory, registry\n"
         f"assert {TESTPLUGIN_MODULE!r} not in sys.modules, 'loaded at import'\n"
-        "assert 'memsift.builtin.faiss_store' not in sys.modules, 'built-ins at import'\n"
+        "assert 'memsift.builtin.faiss' not in sys.modules, 'built-ins at import'\n"
         "registry.get_reranker('bm25')\n"
         f"assert {TESTPLUGIN_MODULE!r} in sys.modules, 'not loaded on first lookup'\n"
         "print('ok')\n"
@@ -1216,7 +1216,7 @@ def test_loading_plugins_imports_no_heavy_library() -> None:
         MemoryConfig.from_dict(other)
         heavy = sorted(m for m in ("faiss", "onnxruntime", "tokenizers") if m in sys.modules)
         assert not heavy, heavy
-        from memsift.builtin.faiss_store import FaissStore, FaissStoreConfig
+        from memsift.builtin.faiss import FaissStore, FaissStoreConfig
         from memsift.interfaces import EmbedderIdentity
         store = FaissStore(FaissStoreConfig(path=sys.argv[1]))
         store.open(EmbedderIdentity("hashing", "h", 8))

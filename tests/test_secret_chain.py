@@ -28,7 +28,7 @@ from memsift import plugins, registry
 from memsift.config import MemoryConfig, ProviderSection, resolve_section
 from memsift.errors import ConfigError, RerankError
 from memsift.interfaces import PROVIDER_KINDS, Reranker, check_rerank_input
-from memsift.providers import Failure, Retrier, clean_error, scrub
+from memsift.kit.hosted import Failure, Retrier, clean_error, scrub
 from memsift.registry import ProviderRegistrar
 
 SECRET_ENV = "MEMSIFT_CHAIN_TEST_KEY"

@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr
 import memsift
 from memsift.errors import RerankError
 from memsift.interfaces import Reranker, RerankerConfig, check_rerank_input
-from memsift.providers import Failure, Retrier, rank_scores, retry_after, retryable_status
+from memsift.kit.hosted import Failure, Retrier, rank_scores, retry_after, retryable_status
 
 
 class FakeHostedConfig(RerankerConfig):
@@ -63,10 +63,11 @@ class FakeHostedReranker(Reranker):
 
     def translate(self, exc: Exception) -> Failure:
         if isinstance(exc, urllib.error.HTTPError):
+            raw = exc.read()
             try:
-                message = json.loads(exc.read()).get("message", "")
+                message = json.loads(raw).get("message", "")
             except ValueError:
-                message = ""
+                message = raw.decode("utf-8", "replace")
             status = exc.code
             return Failure(
                 RerankError(self.name, message or "error", status=status),
@@ -135,12 +136,40 @@ class SwallowsErrors(FakeHostedReranker):
             return [1.0 - i / max(1, n) for i in range(n)]
 
 
+class WaitsPastTheBudget(FakeHostedReranker):
+    """Waits out any Retry-After, whatever the reranker's timeout."""
+
+    def __init__(self, config: FakeHostedConfig) -> None:
+        super().__init__(config)
+        self.retrier = Retrier(
+            self.name,
+            max_retries=self.retries(),
+            timeout=None,
+            request_timeout=config.request_timeout,
+            max_wait=3600.0,
+            secret=config.api_key,
+        )
+
+
+class ChainsTheKey(FakeHostedReranker):
+    """Raises its errors from an exception that holds the request, key and all."""
+
+    def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
+        try:
+            return super().rerank(query, documents)
+        except RerankError as exc:
+            request = f"POST /rerank Authorization: Bearer {self.config.api_key.get_secret_value()}"
+            raise RerankError(self.name, exc.message, status=exc.status) from RuntimeError(request)
+
+
 PROVIDERS: dict[str, type[FakeHostedReranker]] = {
     "fake_hosted": FakeHostedReranker,
     "fake_hosted_no_retry": NoRetryOn429,
     "fake_hosted_ignores_retry_after": IgnoresRetryAfter,
     "fake_hosted_malformed_as_zeros": MalformedAsZeros,
     "fake_hosted_swallows_errors": SwallowsErrors,
+    "fake_hosted_waits_past_the_budget": WaitsPastTheBudget,
+    "fake_hosted_chains_the_key": ChainsTheKey,
 }
 #: breakage id -> provider name; the hosted pipeline suite must fail each one.
 BROKEN: dict[str, str] = {
@@ -148,6 +177,8 @@ BROKEN: dict[str, str] = {
     "ignores-retry-after": "fake_hosted_ignores_retry_after",
     "malformed-answer-read-as-zeros": "fake_hosted_malformed_as_zeros",
     "swallows-api-errors": "fake_hosted_swallows_errors",
+    "waits-past-the-budget": "fake_hosted_waits_past_the_budget",
+    "chains-the-key": "fake_hosted_chains_the_key",
 }
 
 

@@ -16,8 +16,9 @@ depend on the text of each document only, so the same document always gets the s
 Tests script faults (429, 5xx, slow or malformed answers) with :meth:`FakeRerankAPI.fail`.
 
 To mimic a particular provider, subclass it and set :attr:`~FakeRerankAPI.path`,
-:attr:`~FakeRerankAPI.allowed_keys` and friends, or override :meth:`~FakeRerankAPI.check_body`,
-:meth:`~FakeRerankAPI.response_body` and :meth:`~FakeRerankAPI.error_body`.
+:attr:`~FakeRerankAPI.documents_key`, :attr:`~FakeRerankAPI.allowed_keys` and friends, or
+override :meth:`~FakeRerankAPI.check_body`, :meth:`~FakeRerankAPI.response_body` and
+:meth:`~FakeRerankAPI.error_body`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ class FakeRerankAPI:
     auth_scheme: ClassVar[str] = "Bearer "
     #: The message of the 401 answer to a wrong or missing key.
     auth_error: ClassVar[str] = "invalid api token"
+    #: The body key that holds the documents (a list of strings).
+    documents_key: ClassVar[str] = "documents"
     #: What a client may send; anything else in the body is a violation.
     allowed_keys: ClassVar[frozenset[str]] = frozenset({"model", "query", "documents", "top_n"})
     required_keys: ClassVar[frozenset[str]] = frozenset({"model", "query", "documents"})
@@ -170,8 +173,9 @@ class FakeRerankAPI:
             self.always = always
 
     def documents_sent(self) -> list[list[str]]:
-        """The ``documents`` of each well-formed request, in order."""
-        return [r.body["documents"] for r in self.requests if isinstance(r.body, dict)]
+        """The documents (:attr:`documents_key`) of each well-formed request, in order."""
+        key = self.documents_key
+        return [r.body[key] for r in self.requests if isinstance(r.body, dict) and key in r.body]
 
     def verify(self) -> None:
         """Let slow answers finish, re-raise errors from the handler, and fail if the
@@ -241,7 +245,7 @@ class FakeRerankAPI:
             return Response(self.malformed_body, status=200, content_type="application/json")
         results = self._rank(body)
         if fault is not None and fault.kind == "bad_index":
-            results[0]["index"] = len(body["documents"]) + 5
+            results[0]["index"] = len(body[self.documents_key]) + 5
         return _json(200, self.response_body(body, results))
 
     def _check(self, request: Request, body: Any) -> str | None:
@@ -263,9 +267,9 @@ class FakeRerankAPI:
                 return f"unknown model {model!r}"
         if not isinstance(body.get("query"), str) or not body["query"].strip():
             return "query must be a non-empty string"
-        docs = body.get("documents")
+        docs = body.get(self.documents_key)
         if not isinstance(docs, list) or not docs or not all(isinstance(d, str) for d in docs):
-            return "documents must be a non-empty list of strings"
+            return f"{self.documents_key} must be a non-empty list of strings"
         if self.max_documents is not None and len(docs) > self.max_documents:
             return f"{len(docs)} documents in one request; the limit is {self.max_documents}"
         top_n = body.get("top_n")
@@ -274,7 +278,7 @@ class FakeRerankAPI:
         return self.check_body(body)
 
     def _rank(self, body: dict[str, Any]) -> list[dict[str, Any]]:
-        query, docs = body["query"], body["documents"]
+        query, docs = body["query"], body[self.documents_key]
         scored = [{"index": i, "relevance_score": self.score(query, d)} for i, d in enumerate(docs)]
         scored.sort(key=lambda r: -r["relevance_score"])
         return scored[: body.get("top_n") or len(docs)]

@@ -6,7 +6,14 @@ speaks the provider's wire format) and checks what a user sees: the fake's score
 the results, ``rerank=False`` costs no request, the candidate pool bounds what is sent, a
 429 with ``Retry-After`` is waited out and then reranked, and a 5xx, a timeout or a
 malformed answer falls back to the vector order with the reason in the ``rerank`` block
-(or raises :class:`memsift.RerankError` with ``on_error="raise"``).
+(or raises :class:`memsift.RerankError` with ``on_error="raise"``). With it come the
+scenarios of the reranker called alone (:mod:`memsift.testing.hosted_calls`: answers,
+splitting, faults, and the client lifecycle of a reranker on
+:class:`memsift.kit.hosted.HostedReranker`), the retry-budget scenarios
+(:mod:`memsift.testing.hosted_retries`: retries fit in the ``timeout``, closing and exiting
+never wait for a sleeping retry) and the secret scenarios
+(:mod:`memsift.testing.hosted_secrets`: the key is in no error, chain, block, log or
+config error), and the README's example (:mod:`memsift.testing.hosted_readme`).
 
 Like :mod:`memsift.testing.fake_rerank_api`, it needs pytest-httpserver and is opt-in::
 
@@ -19,14 +26,21 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 from memsift.async_memory import AsyncMemory
+from memsift.config import resolve_section
 from memsift.errors import RerankError
+from memsift.interfaces import Reranker
 from memsift.memory import Memory
-from memsift.testing.fake_rerank_api import FakeRerankAPI, Fault
+from memsift.registry import get_reranker
+from memsift.testing.fake_rerank_api import FakeRerankAPI, Fault, threaded_server
+from memsift.testing.hosted_calls import ClientLifecycleScenarios, RerankerCallScenarios
+from memsift.testing.hosted_readme import ReadmeScenario
+from memsift.testing.hosted_retries import RetryBudgetScenarios
+from memsift.testing.hosted_secrets import SecretChainScenarios
 
 USER = "alice"
 MEMORIES = [
@@ -84,29 +98,55 @@ class _Driver:
             self.loop.close()
 
 
-class HostedRerankerPipelineConformance:
+class HostedRerankerPipelineConformance(
+    RerankerCallScenarios,
+    ClientLifecycleScenarios,
+    RetryBudgetScenarios,
+    SecretChainScenarios,
+    ReadmeScenario,
+):
     """A hosted reranker in ``Memory`` / ``AsyncMemory`` against a scripted fake API.
 
-    Subclass it and provide two fixtures:
+    Subclass it and set ``fake_api_class`` (your subclass of
+    :class:`~memsift.testing.fake_rerank_api.FakeRerankAPI`, for your provider's wire
+    format), ``api_key`` (the fake's key) and ``reranker_provider`` (your provider's name),
+    with ``base_options`` for config keys of your own; or provide the two fixtures those
+    make by default:
 
     ``fake_api``
-        the :class:`~memsift.testing.fake_rerank_api.FakeRerankAPI` (or your subclass of
-        it, for your provider's wire format) that your reranker will talk to, on a running
-        server. The suite resets it at the start of each test and calls ``verify()`` at the
-        end (a request the fake refuses fails the test).
+        the fake API your reranker will talk to, on a running server (by default one
+        ``fake_api_class`` per test class, on a threaded server). The suite resets it at the
+        start of each test and calls ``verify()`` at the end (a request the fake refuses
+        fails the test); tests of your own get it, reset, as the ``_api`` fixture.
     ``memory_config``
         a callable ``(reranker_options: dict) -> dict`` returning a Memory config dict whose
         ``reranker`` section selects your provider, pointed at ``fake_api.base_url`` with
-        the fake's key, with ``reranker_options`` merged into that section's ``config``. The
+        the fake's key (by default under ``base_url_field`` and ``api_key_field``), with
+        ``reranker_options`` merged into that section's ``config``. The
         suite passes pipeline options of :class:`memsift.RerankerConfig` (``top_k``,
-        ``timeout``, ``on_error``, ``cache_size``). Allow at least one retry. Without a
-        ``vector_store`` section the suite adds the built-in ``faiss`` store in a temporary
-        directory; without an ``embedder`` the default embedder (which needs
-        ``memsift[offline]`` or a model cache) embeds the memories.
+        ``timeout``, ``on_error``, ``cache_size``) and the number of retries (under
+        ``max_retries_option``, ``max_retries`` by default). Allow at least one retry by
+        default. Without a ``vector_store`` section the suite adds the built-in ``faiss``
+        store in a temporary directory; without an ``embedder`` the default embedder (which
+        needs ``memsift[offline]`` or a model cache) embeds the memories. The reranker
+        section alone must be JSON (a child process builds the reranker from it).
 
     Class attributes: ``retry_after`` (0.1), the ``Retry-After`` of the 429 answer in
     seconds; ``timeout`` (0.5), the reranker timeout of the slow-answer tests;
-    ``slow_answer`` (2.0), how long the fake then takes.
+    ``slow_answer`` (2.0), how long the fake then takes; ``model_name`` (None), the model
+    the ``rerank`` block must name, when set; ``readme`` (None), a README whose first
+    Python example with ``Memory.from_config`` must run against the fake and rerank, with
+    ``readme_env`` setting environment variables to the fake's ``"api_key"`` or
+    ``"base_url"`` (``{"ACME_API_KEY": "api_key"}``); and those of the scenarios' mixins
+    (:class:`~memsift.testing.hosted_calls.RerankerCallScenarios`: ``slow_answer_words``,
+    ``unreachable_words``, ``malformed_words``, ``base_url_field``, and the
+    :meth:`~memsift.testing.hosted_calls.RerankerCallScenarios.limit_requests` hook;
+    :class:`~memsift.testing.hosted_retries.RetryBudgetScenarios`: ``budget``,
+    ``budget_words``, ``max_retries_option``;
+    :class:`~memsift.testing.hosted_secrets.SecretChainScenarios`: ``api_key_field``,
+    ``key_env``, the environment variable of the key, named in a 401's hint unless
+    ``key_in_401_hint`` is false). ``build_reranker`` builds the reranker alone from its
+    config section, for tests of your own.
 
     What is checked, with ``Memory`` and with ``AsyncMemory``: the fake's scores reorder
     the results (``rerank_score`` and ``score`` are the fake's scores, ``vector_score`` kept,
@@ -122,14 +162,36 @@ class HostedRerankerPipelineConformance:
     retry_after = 0.1
     timeout = 0.5
     slow_answer = 2.0
+    model_name: str | None = None
+    fake_api_class: ClassVar[type[FakeRerankAPI] | None] = None
+    api_key: ClassVar[str] = "test-key-0123456789abcdef"
+    reranker_provider: ClassVar[str] = ""
+    base_options: ClassVar[Mapping[str, Any]] = {}
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def fake_api(cls) -> Iterator[FakeRerankAPI]:
+        if cls.fake_api_class is None:
+            raise NotImplementedError("set fake_api_class, or provide a `fake_api` fixture")
+        with threaded_server() as server:
+            yield cls.fake_api_class(server, cls.api_key)
 
     @pytest.fixture
-    def fake_api(self) -> FakeRerankAPI:
-        raise NotImplementedError("provide a `fake_api` fixture in your test class")
+    def memory_config(self, fake_api: FakeRerankAPI) -> MemoryConfigFactory:
+        if not self.reranker_provider:
+            raise NotImplementedError("set reranker_provider, or provide a `memory_config` fixture")
+        provider = self.reranker_provider
 
-    @pytest.fixture
-    def memory_config(self) -> MemoryConfigFactory:
-        raise NotImplementedError("provide a `memory_config` fixture in your test class")
+        def make(options: dict[str, Any]) -> dict[str, Any]:
+            config = {
+                self.base_url_field: fake_api.base_url,
+                self.api_key_field: fake_api.api_key,
+                **self.base_options,
+                **options,
+            }
+            return {"reranker": {"provider": provider, "config": config}}
+
+        return make
 
     @pytest.fixture
     def _api(self, fake_api: FakeRerankAPI) -> Iterator[FakeRerankAPI]:
@@ -142,10 +204,66 @@ class HostedRerankerPipelineConformance:
         return str(request.param)
 
     @pytest.fixture
+    def pipeline_config(
+        self, memory_config: MemoryConfigFactory, tmp_path: Path
+    ) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """``memory_config``, with a store of its own in ``tmp_path`` unless it names one."""
+        count = 0
+
+        def make(options: dict[str, Any]) -> dict[str, Any]:
+            nonlocal count
+            count += 1
+            config = dict(memory_config(options))
+            config.setdefault(
+                "vector_store",
+                {"provider": "faiss", "config": {"path": str(tmp_path / f"store{count}")}},
+            )
+            return config
+
+        return make
+
+    @pytest.fixture
+    def reranker_section(self, memory_config: MemoryConfigFactory) -> Callable[..., dict[str, Any]]:
+        """The reranker section of ``memory_config(options)``, as a new dict; the keys in
+        ``without`` are left out of its config."""
+
+        def make(*, without: tuple[str, ...] = (), **options: Any) -> dict[str, Any]:
+            section = dict(memory_config(options)["reranker"])
+            config = dict(section.get("config") or {})
+            section["config"] = {k: v for k, v in config.items() if k not in without}
+            return section
+
+        return make
+
+    @pytest.fixture
+    def build_reranker(
+        self, reranker_section: Callable[..., dict[str, Any]], _api: FakeRerankAPI
+    ) -> Iterator[Callable[..., Reranker]]:
+        """Builds the reranker itself from its section (``without`` and options as for
+        ``reranker_section``); closes it after the test."""
+        built: list[Reranker] = []
+
+        def build(*, without: tuple[str, ...] = (), **options: Any) -> Reranker:
+            section = resolve_section("reranker", reranker_section(without=without, **options))
+            reranker = get_reranker(section.provider).build(section.config)
+            built.append(reranker)
+            return reranker
+
+        yield build
+        _api.release.set()
+        for reranker in built:
+            reranker.close()
+
+    @pytest.fixture
+    def reranker(self, build_reranker: Callable[..., Reranker]) -> Reranker:
+        """The reranker with its default options (what
+        :class:`~memsift.testing.RerankerConformance` needs, when mixed in)."""
+        return build_reranker()
+
+    @pytest.fixture
     def open_memory(
         self,
-        memory_config: MemoryConfigFactory,
-        tmp_path: Path,
+        pipeline_config: Callable[[dict[str, Any]], dict[str, Any]],
         mode: str,
         _api: FakeRerankAPI,
     ) -> Iterator[Callable[..., _Driver]]:
@@ -154,12 +272,7 @@ class HostedRerankerPipelineConformance:
 
         def open_(**options: Any) -> _Driver:
             options = {"cache_size": 0, "timeout": 10.0, **options}
-            config = dict(memory_config(options))
-            config.setdefault(
-                "vector_store",
-                {"provider": "faiss", "config": {"path": str(tmp_path / f"store{len(opened)}")}},
-            )
-            driver = _Driver(config, mode)
+            driver = _Driver(pipeline_config(options), mode)
             opened.append(driver)
             driver.add(MEMORIES, USER)
             driver.add(OTHER_MEMORY, OTHER_USER)
@@ -197,7 +310,10 @@ class HostedRerankerPipelineConformance:
     # ------------------------------------------------------------------ reranking
 
     def test_reranking_reorders_by_the_api_scores(
-        self, open_memory: Callable[..., _Driver], _api: FakeRerankAPI
+        self,
+        open_memory: Callable[..., _Driver],
+        _api: FakeRerankAPI,
+        memory_config: MemoryConfigFactory,
     ) -> None:
         memory = open_memory()
         vector = memory.search(top_k=8, rerank=False)["results"]
@@ -221,6 +337,9 @@ class HostedRerankerPipelineConformance:
         block = response["rerank"]
         assert block["applied"] is True and block["error"] is None
         assert block["candidates"] == len(MEMORIES)
+        assert block["provider"] == memory_config({})["reranker"]["provider"]
+        if self.model_name is not None:
+            assert block["model"] == self.model_name
         sent = _api.documents_sent()
         assert len(sent) == 1, f"expected one request for the pool, got {len(sent)}"
         assert sent[0] == self._texts(vector), "the pool must be sent in vector order"

@@ -7,10 +7,11 @@ the cohere SDK; building the reranker does.
 from __future__ import annotations
 
 from memsift import ProviderRegistrar, hookimpl
+from memsift.kit import distribution_version
 from memsift_cohere.config import CohereConfig
 from memsift_cohere.reranker import MAX_DOCUMENTS_PER_REQUEST, CohereReranker
 
-__version__ = "0.1.0"
+__version__ = distribution_version("memsift-cohere")  # written once, in pyproject.toml
 
 
 @hookimpl

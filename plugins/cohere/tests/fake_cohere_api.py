@@ -8,7 +8,7 @@ from typing import Any
 
 from memsift.testing.fake_rerank_api import FakeRerankAPI, Fault, relevance
 
-__all__ = ["API_KEY", "PATH", "FakeCohereAPI", "Fault", "memory_config", "relevance"]
+__all__ = ["API_KEY", "PATH", "FakeCohereAPI", "Fault", "relevance"]
 
 PATH = "/v2/rerank"
 API_KEY = "co-test-key-5f1e9a0b7c3d"
@@ -36,14 +36,3 @@ class FakeCohereAPI(FakeRerankAPI):
 
     def error_body(self, message: str) -> Any:
         return {"id": str(uuid.uuid4()), "message": message}
-
-
-def memory_config(path: Any, base_url: str, **options: Any) -> dict[str, Any]:
-    """A Memory config: the FAISS store in ``path``, the cohere reranker on the fake."""
-    return {
-        "vector_store": {"provider": "faiss", "config": {"path": str(path)}},
-        "reranker": {
-            "provider": "cohere",
-            "config": {"api_key": API_KEY, "base_url": base_url, **options},
-        },
-    }

@@ -14,14 +14,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from memsift import hookimpl
+from memsift.kit import distribution_version
 from memsift_huggingface.config import HuggingFaceRerankerConfig
 from memsift_huggingface.reranker import HuggingFaceReranker
-from memsift_huggingface.runtime import clear_model_cache
+from memsift_huggingface.runtime import RUNTIME
 
 if TYPE_CHECKING:
     from memsift import ProviderRegistrar
 
-__version__ = "0.1.0"
+__version__ = distribution_version("memsift-huggingface")  # written once, in pyproject.toml
+#: Drop the process-wide cache of loaded models (frees memory once no provider uses them).
+clear_model_cache = RUNTIME.clear
 
 
 @hookimpl

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from memsift import RerankerConfig, env_secret
-from memsift.models import DEVICE_PATTERN
+from memsift.kit.local import DEVICE_PATTERN
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
 TOKEN_ENV = ("HF_TOKEN",)

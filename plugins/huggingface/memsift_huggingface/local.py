@@ -6,128 +6,120 @@ run ``batch_size`` at a time, so a pool up to ``batch_size`` is one forward pass
 ``torch.inference_mode()``. The tokenizer and model load once per process per (model,
 device, dtype, revision, trust_remote_code, cache_dir) and are shared by every reranker;
 a lock serialises tokenisation and forward pass on one model (fast tokenizers are not safe
-to call from several threads at once).
+to call from several threads at once). Device, cache, lock, batching and the sigmoid come
+from :mod:`memsift.kit.local`.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from memsift import ConfigError, ModelNotFoundError
-from memsift.providers import clean_error
+from memsift import ConfigError
+from memsift.kit.local import (
+    LoadedModel,
+    LocalReranker,
+    check_max_length,
+    check_one_label,
+    load_pretrained,
+    logits_in_batches,
+)
 from memsift_huggingface.config import HuggingFaceRerankerConfig
-from memsift_huggingface.runtime import INSTALL_HINT, MODEL_CACHE, import_torch, resolve_device
+from memsift_huggingface.runtime import INSTALL_HINT, RUNTIME
+
+PROVIDER = "huggingface"
 
 
 @dataclass
-class LocalModel:
-    """A loaded tokenizer and sequence-classification model, with their lock."""
+class LocalModel(LoadedModel):
+    """A loaded sequence-classification model with its tokenizer."""
 
     tokenizer: Any  # transformers.PreTrainedTokenizerBase
-    model: Any  # transformers.PreTrainedModel
-    device: str
-    positions: int | None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def logits(self, query: str, documents: list[str], *, batch_size: int, max_length: int) -> Any:
-        """The model's logits for ``(query, doc)`` pairs: a 1-d float32 CPU tensor, in order."""
-        torch = import_torch()
-        order = sorted(range(len(documents)), key=lambda i: -len(documents[i]))
-        out = torch.empty(len(documents), dtype=torch.float32)
-        with self.lock, torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [query] * len(idx),
-                    [documents[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=max_length,
-                    return_tensors="pt",
-                )
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                logits = self.model(**batch).logits
-                out[torch.tensor(idx)] = logits[:, 0].float().cpu()
-        return out
 
 
-def load_local_model(config: HuggingFaceRerankerConfig) -> LocalModel:
-    """The shared local model for ``config`` (loaded on first use, then cached)."""
-    device = resolve_device(config.device)
-    key = (
-        "sequence-classification",
-        config.model_id,
-        device,
-        config.torch_dtype,
-        config.revision,
-        config.trust_remote_code,
-        config.cache_dir,
-    )
-    model = MODEL_CACHE.get(key, lambda: _build(config, device))
-    if model.positions is not None and config.max_length > model.positions:
-        raise ConfigError(
-            f"max_length={config.max_length} exceeds the {model.positions} positions of model "
-            f"{config.model_id!r}: set max_length to at most {model.positions}"
+class LocalHuggingFaceReranker(LocalReranker[LocalModel]):
+    """The local mode of the ``huggingface`` reranker."""
+
+    config: HuggingFaceRerankerConfig
+    provider = PROVIDER
+
+    @property
+    def model_name(self) -> str:
+        return self.config.model_id
+
+    def _load(self) -> LocalModel:
+        cfg = self.config
+        key = (
+            "sequence-classification",
+            cfg.model_id,
+            cfg.torch_dtype,
+            cfg.revision,
+            cfg.trust_remote_code,
+            cfg.cache_dir,
         )
-    return model
+        loaded = RUNTIME.load(cfg.device, key, self._build)
+        check_max_length(cfg.max_length, loaded.model, name=cfg.model_id)
+        return loaded
 
+    def _build(self, device: str) -> LocalModel:
+        cfg = self.config
+        torch = RUNTIME.import_torch()
+        try:
+            import transformers
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        except ImportError as exc:
+            raise ConfigError(
+                f"the local mode of the huggingface reranker needs transformers: {INSTALL_HINT}"
+            ) from exc
+        common: dict[str, Any] = {
+            "revision": cfg.revision,
+            "trust_remote_code": cfg.trust_remote_code,
+            "local_files_only": cfg.local_files_only,
+            "cache_dir": cfg.cache_dir,
+            "token": cfg.token.get_secret_value() if cfg.token is not None else None,
+        }
+        dtype = cfg.torch_dtype if cfg.torch_dtype == "auto" else getattr(torch, cfg.torch_dtype)
+        # transformers 4.56 renamed torch_dtype to dtype; the old name still works but warns.
+        dtype_arg = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
 
-def _build(config: HuggingFaceRerankerConfig, device: str) -> LocalModel:
-    torch = import_torch()
-    try:
-        import transformers
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-    except ImportError as exc:
-        raise ConfigError(
-            f"the local mode of the huggingface reranker needs transformers: {INSTALL_HINT}"
-        ) from exc
-    common: dict[str, Any] = {
-        "revision": config.revision,
-        "trust_remote_code": config.trust_remote_code,
-        "local_files_only": config.local_files_only,
-        "cache_dir": config.cache_dir,
-        "token": config.token.get_secret_value() if config.token is not None else None,
-    }
-    dtype = (
-        config.torch_dtype if config.torch_dtype == "auto" else getattr(torch, config.torch_dtype)
-    )
-    # transformers 4.56 renamed torch_dtype to dtype; the old name still works but warns.
-    dtype_arg = "dtype" if _version(transformers.__version__) >= (4, 56) else "torch_dtype"
-    failure: ModelNotFoundError | None = None
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model_id, **common)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            config.model_id, **common, **{dtype_arg: dtype}
+        def load() -> tuple[Any, Any]:
+            tokenizer = AutoTokenizer.from_pretrained(cfg.model_id, **common)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                cfg.model_id, **common, **{dtype_arg: dtype}
+            )
+            return tokenizer, model
+
+        tokenizer, model = load_pretrained(
+            load,
+            model=cfg.model_id,
+            local_files_only=cfg.local_files_only,
+            cache_option="cache_dir",
+            token=cfg.token,
         )
-    except Exception as exc:
-        where = "local files only" if config.local_files_only else "folder, hub cache or hub"
-        failure = ModelNotFoundError(
-            f"cannot load model {config.model_id!r} ({where}): {type(exc).__name__}: {exc}. "
-            "Give a folder holding the model, or a hub id that is in the cache (download it "
-            "once with network access, or set cache_dir to where it is); with "
-            "HF_HUB_OFFLINE=1 or local_files_only=True nothing is downloaded."
-        )
-    if failure is not None:
-        # raised outside the except block and cut from the hub's error, which holds the
-        # request with the token in its headers
-        raise clean_error(failure, config.token)
-    num_labels = int(getattr(model.config, "num_labels", 1))
-    if num_labels != 1:
-        raise ConfigError(
-            f"model {config.model_id!r} has {num_labels} output labels; the huggingface "
-            "reranker needs a cross-encoder with one relevance logit (num_labels=1)"
-        )
-    model.to(device)
-    model.eval()
-    positions = getattr(model.config, "max_position_embeddings", None)
-    return LocalModel(
-        tokenizer=tokenizer,
-        model=model,
-        device=device,
-        positions=positions if isinstance(positions, int) and positions > 0 else None,
-    )
+        num_labels = int(getattr(model.config, "num_labels", 1))
+        check_one_label(num_labels, model=cfg.model_id, provider=PROVIDER)
+        model.to(device)
+        model.eval()
+        return LocalModel(model=model, device=device, tokenizer=tokenizer)
+
+    def _logits(self, query: str, documents: list[str]) -> Any:
+        loaded = self._loaded
+        max_length = self.config.max_length
+
+        def forward(indices: list[int]) -> Any:
+            batch = loaded.tokenizer(
+                [query] * len(indices),
+                [documents[i] for i in indices],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+            return loaded.model(**batch).logits[:, 0]
+
+        with RUNTIME.inference(loaded) as torch:
+            return logits_in_batches(torch, documents, self.config.batch_size, forward)
 
 
 def _version(text: str) -> tuple[int, int]:
@@ -135,4 +127,4 @@ def _version(text: str) -> tuple[int, int]:
     return (parts[0], parts[1] if len(parts) > 1 else 0)
 
 
-__all__ = ["LocalModel", "load_local_model"]
+__all__ = ["LocalHuggingFaceReranker", "LocalModel"]

@@ -10,32 +10,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from memsift import Reranker, RerankError
-from memsift.interfaces import Candidate, check_rerank_input
-from memsift.models import logits_to_scores
+from memsift import Reranker
+from memsift.interfaces import Candidate
 from memsift_huggingface.config import HuggingFaceRerankerConfig
-from memsift_huggingface.local import LocalModel, load_local_model
-from memsift_huggingface.remote import PROVIDER, TEIClient
+from memsift_huggingface.local import LocalHuggingFaceReranker, LocalModel
+from memsift_huggingface.remote import TEIReranker
 
 
 class HuggingFaceReranker(Reranker):
     """Scores documents with a Hugging Face cross-encoder, local or behind a TEI server.
 
-    Local mode: building it loads the model (or takes it from the process-wide cache);
-    ``arerank`` runs the forward pass in a worker thread. Remote mode: one sync and one
-    async httpx client per instance, ``arerank`` is natively async.
+    The config's mode picks the implementation, and every call goes to it. Local mode
+    (:class:`~memsift_huggingface.local.LocalHuggingFaceReranker`): building it loads the
+    model (or takes it from the process-wide cache); ``arerank`` runs the forward pass in
+    a worker thread. Remote mode (:class:`~memsift_huggingface.remote.TEIReranker`): one
+    sync and one async httpx client per instance, ``arerank`` is natively async.
     """
 
     config: HuggingFaceRerankerConfig
 
     def __init__(self, config: HuggingFaceRerankerConfig | None = None) -> None:
         super().__init__(config if config is not None else HuggingFaceRerankerConfig())
-        self._local: LocalModel | None = None
-        self._remote: TEIClient | None = None
+        self._impl: LocalHuggingFaceReranker | TEIReranker
         if self.config.mode == "remote":
-            self._remote = TEIClient(self.config)
+            self._impl = TEIReranker(self.config)
         else:
-            self._local = load_local_model(self.config)
+            self._impl = LocalHuggingFaceReranker(self.config)
 
     @property
     def mode(self) -> str:
@@ -44,62 +44,42 @@ class HuggingFaceReranker(Reranker):
 
     @property
     def model_name(self) -> str:
-        if self._remote is not None:
-            return self._remote.display_url
-        return self.config.model_id
+        return self._impl.model_name
 
     @property
     def device(self) -> str | None:
         """The device of the local model (``auto`` resolved); None in the remote mode."""
-        return None if self._local is None else self._local.device
+        return self._impl.device if isinstance(self._impl, LocalHuggingFaceReranker) else None
+
+    @property
+    def _local(self) -> LocalModel | None:
+        """The loaded local model; None in the remote mode."""
+        impl = self._impl
+        return impl._loaded if isinstance(impl, LocalHuggingFaceReranker) else None
+
+    @property
+    def _remote(self) -> TEIReranker | None:
+        """The TEI client; None in the local mode."""
+        return self._impl if isinstance(self._impl, TEIReranker) else None
 
     def rerank(self, query: str, documents: Sequence[str]) -> list[float]:
-        docs = check_rerank_input(query, documents)
-        if not docs:
-            return []
-        if self._remote is not None:
-            return self._remote.rerank(query, docs)
-        assert self._local is not None
-        try:
-            logits = self._local.logits(
-                query, docs, batch_size=self.config.batch_size, max_length=self.config.max_length
-            )
-        except Exception as exc:
-            raise RerankError(PROVIDER, f"{type(exc).__name__}: {exc}") from exc
-        return logits_to_scores(logits, normalize=self.config.normalize)
+        return self._impl.rerank(query, documents)
 
     async def arerank(self, query: str, documents: Sequence[str]) -> list[float]:
-        if self._remote is None:
-            return await super().arerank(query, documents)
-        docs = check_rerank_input(query, documents)
-        if not docs:
-            return []
-        return await self._remote.arerank(query, docs)
+        return await self._impl.arerank(query, documents)
 
     def score_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
-        self._require_normalized()
-        return self.rerank(query, [c.text for c in candidates])
+        return self._impl.score_candidates(query, candidates)
 
     async def ascore_candidates(self, query: str, candidates: Sequence[Candidate]) -> list[float]:
-        self._require_normalized()
-        return await self.arerank(query, [c.text for c in candidates])
-
-    def _require_normalized(self) -> None:
-        if not self.config.normalize:
-            raise RerankError(
-                PROVIDER,
-                "normalize=False returns raw logits, which the search pipeline cannot use "
-                "(it needs scores in [0, 1]); set normalize=True, the default",
-            )
+        return await self._impl.ascore_candidates(query, candidates)
 
     def close(self) -> None:
         """Close the HTTP clients (remote mode); a shared local model stays cached."""
-        if self._remote is not None:
-            self._remote.close()
+        self._impl.close()
 
     async def aclose(self) -> None:
-        if self._remote is not None:
-            await self._remote.aclose()
+        await self._impl.aclose()
 
 
 __all__ = ["HuggingFaceReranker"]

@@ -1,55 +1,30 @@
-"""Fixtures: no network, a private MEMSIFT_HOME, a tiny model, and a fake TEI server."""
+"""Fixtures: no hub access, a private MEMSIFT_HOME, tiny models, and a plain fake TEI server."""
 
 from __future__ import annotations
 
-import os
+from memsift.testing.fixtures import keep_hub_offline
 
-# Before anything imports huggingface_hub or transformers: never reach the hub.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-os.environ["TOKENIZERS_PARALLELISM"] = "false"
-os.environ.pop("HF_TOKEN", None)
+keep_hub_offline()  # before anything imports huggingface_hub or transformers
 
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Iterator  # noqa: E402
 
-import pytest
-from pytest_httpserver import HTTPServer
+import pytest  # noqa: E402
+from pytest_httpserver import HTTPServer  # noqa: E402
 
-from memsift.testing.tiny_models import build_cross_encoder
-
-
-@pytest.fixture(autouse=True)
-def memsift_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Path]:
-    home = tmp_path_factory.mktemp("memsift-home")
-    monkeypatch.setenv("MEMSIFT_HOME", str(home))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    yield home
+from memsift.testing.fake_rerank_api import threaded_server  # noqa: E402
+from memsift.testing.fixtures import cross_encoder_dir, memsift_home, two_label_dir  # noqa: E402, F401
 
 
 @pytest.fixture(scope="session")
-def cross_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random cross-encoder (BERT, one logit) saved with save_pretrained."""
-    return build_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-cross-encoder")
-
-
-@pytest.fixture(scope="session")
-def two_label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_cross_encoder(tmp_path_factory.mktemp("models") / "tiny-two-labels", num_labels=2)
+def isolated_env() -> tuple[str, ...]:
+    return ("HF_TOKEN",)
 
 
 @pytest.fixture(scope="session")
 def tei_server() -> Iterator[HTTPServer]:
     """A threaded HTTP server on 127.0.0.1 (requests may overlap: async batches, timeouts)."""
-    server = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    if server.is_running():
-        server.stop()
+    with threaded_server() as server:
+        yield server
 
 
 @pytest.fixture

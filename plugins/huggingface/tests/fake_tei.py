@@ -1,12 +1,16 @@
-"""A fake Text Embeddings Inference server's /rerank route, speaking TEI's wire format."""
+"""Fakes of a Text Embeddings Inference server's /rerank route, speaking TEI's wire format:
+a handler for pytest-httpserver, and :class:`FakeTEI` for the core's hosted suite."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
+from typing import Any
 
 from werkzeug import Request, Response
+
+from memsift.testing.fake_rerank_api import FakeRerankAPI
 
 _WORD = re.compile(r"\w+")
 
@@ -39,3 +43,29 @@ def tei_handler(request: Request) -> Response:
             content_type="application/json",
         )
     return Response(json.dumps(tei_answer(body)), status=200, content_type="application/json")
+
+
+class FakeTEI(FakeRerankAPI):
+    """TEI's ``/rerank`` as a scripted :class:`~memsift.testing.fake_rerank_api.FakeRerankAPI`
+    (for the core's suites): ``texts`` in the body, a JSON list of ``{"index", "score"}`` in
+    the answer, ``{"error", "error_type"}`` in an error, at most 32 texts per request (TEI's
+    default ``max_client_batch_size``)."""
+
+    path = "/rerank"
+    documents_key = "texts"
+    allowed_keys = frozenset({"query", "texts", "raw_scores", "truncate"})
+    required_keys = frozenset({"query", "texts"})
+    default_max_documents = 32
+    malformed_body = '[{"index": 0, '
+
+    def check_body(self, body: dict[str, Any]) -> str | None:
+        for key in ("raw_scores", "truncate"):
+            if key in body and not isinstance(body[key], bool):
+                return f"{key} must be a boolean"
+        return None
+
+    def response_body(self, body: dict[str, Any], results: list[dict[str, Any]]) -> Any:
+        return [{"index": r["index"], "score": r["relevance_score"]} for r in results]
+
+    def error_body(self, message: str) -> Any:
+        return {"error": message, "error_type": "Backend"}

@@ -1,23 +1,22 @@
-"""The ``huggingface`` reranker's local mode on a tiny random cross-encoder."""
+"""The ``huggingface`` reranker's local mode on a tiny random cross-encoder.
+
+The core's local cross-encoder suite checks the contract (scores, batching, truncation, the
+model cache, errors, the pipeline); the tests here check what is this mode's own: one
+forward pass per ``batch_size`` pairs, and the weights' dtype. The installed package is
+checked here too.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import math
-import subprocess
-import sys
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-import memsift
-from memsift import ConfigError, ModelNotFoundError, RerankError
-from memsift.search import RerankStage
-from memsift.testing import RerankerConformance
-from memsift.testing.tiny_models import DOCS, QUERY, reference_logits
+from memsift.interfaces import Reranker
+from memsift.testing import PluginPackageConformance, RerankerConformance
+from memsift.testing.local_reranker import LocalCrossEncoderConformance
+from memsift.testing.tiny_models import DOCS, QUERY
 from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
 from memsift_huggingface.runtime import MODEL_CACHE
 
@@ -27,52 +26,38 @@ def make(folder: Path, **options: Any) -> HuggingFaceReranker:
     return HuggingFaceReranker(HuggingFaceRerankerConfig(**config))
 
 
-def sigmoid(x: float) -> float:
-    return 1 / (1 + math.exp(-x))
-
-
 @pytest.fixture
 def reranker(cross_encoder_dir: Path) -> HuggingFaceReranker:
     return make(cross_encoder_dir)
 
 
-class TestConformance(RerankerConformance):
+class TestPackage(PluginPackageConformance):
+    distribution = "memsift-huggingface"
+    providers = {"reranker": ["huggingface"]}
+    heavy_modules = ("torch", "transformers")
+
+
+class TestLocal(LocalCrossEncoderConformance, RerankerConformance):
+    provider = "huggingface"
+    model_cache = MODEL_CACHE
+    shared_options = {"batch_size": 2, "normalize": False, "max_length": 32, "top_k": 5}
+
     @pytest.fixture
     def reranker(self, cross_encoder_dir: Path) -> HuggingFaceReranker:
         return make(cross_encoder_dir)
 
-
-# --------------------------------------------------------------------------- scores
-
-
-def test_scores_are_the_sigmoid_of_the_models_logits(
-    reranker: HuggingFaceReranker, cross_encoder_dir: Path
-) -> None:
-    assert reranker.mode == "local" and reranker.device == "cpu"
-    scores = reranker.rerank(QUERY, DOCS)
-    logits = reference_logits(cross_encoder_dir, QUERY, DOCS)
-    assert all(isinstance(s, float) and 0.0 <= s <= 1.0 for s in scores)
-    assert scores == pytest.approx([sigmoid(x) for x in logits], abs=1e-5)
-    order = sorted(range(len(DOCS)), key=lambda i: -scores[i])
-    assert order == sorted(range(len(DOCS)), key=lambda i: -logits[i])
-    assert max(logits) - min(logits) > 0.1, "the tiny model should separate the documents"
+    def loaded_model(self, reranker: Reranker) -> Any:
+        assert isinstance(reranker, HuggingFaceReranker) and reranker._local is not None
+        return reranker._local.model
 
 
-def test_normalize_false_returns_raw_logits(cross_encoder_dir: Path) -> None:
-    raw = make(cross_encoder_dir, normalize=False).rerank(QUERY, DOCS)
-    assert raw == pytest.approx(reference_logits(cross_encoder_dir, QUERY, DOCS), abs=1e-5)
-    assert any(not 0.0 <= s <= 1.0 for s in raw)
-
-
-def test_batching_gives_the_same_scores(cross_encoder_dir: Path) -> None:
-    whole = make(cross_encoder_dir).rerank(QUERY, DOCS)
-    batched = make(cross_encoder_dir, batch_size=3).rerank(QUERY, DOCS)
-    assert batched == pytest.approx(whole, abs=1e-5)
+# --------------------------------------------------------------------------- this mode's own
 
 
 def test_a_pool_is_one_forward_pass(
     reranker: HuggingFaceReranker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert reranker.mode == "local" and reranker.device == "cpu"
     model = reranker._local.model  # type: ignore[union-attr]
     sizes: list[int] = []
     original = model.forward
@@ -93,200 +78,8 @@ def test_a_pool_is_one_forward_pass(
     assert sizes == [10, 10, 8]
 
 
-def test_truncation_at_max_length(cross_encoder_dir: Path) -> None:
-    head = "alice lives in lisbon and works as a nurse " * 3
-    tail = "bob prefers green tea over coffee in the morning " * 3
-    cut = make(cross_encoder_dir, max_length=16).rerank(QUERY, [head, head + tail])
-    assert cut[0] == pytest.approx(cut[1], abs=1e-6), "tokens past max_length must not count"
-    (logit,) = reference_logits(cross_encoder_dir, QUERY, [head], max_length=16)
-    assert cut[0] == pytest.approx(sigmoid(logit), abs=1e-5)
-    full = make(cross_encoder_dir, max_length=256).rerank(QUERY, [head, head + tail])
-    assert full[0] != pytest.approx(full[1], abs=1e-6)
-
-
 def test_bfloat16_weights(cross_encoder_dir: Path) -> None:
     scores = make(cross_encoder_dir, torch_dtype="bfloat16").rerank(QUERY, DOCS)
     reference = make(cross_encoder_dir).rerank(QUERY, DOCS)
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores == pytest.approx(reference, abs=0.05)
-
-
-# --------------------------------------------------------------------------- the model cache
-
-
-def test_model_is_loaded_once_and_shared(cross_encoder_dir: Path) -> None:
-    before = MODEL_CACHE.loads
-    barrier = threading.Barrier(4)
-
-    def build(_: int) -> HuggingFaceReranker:
-        barrier.wait()
-        return make(cross_encoder_dir, torch_dtype="auto")
-
-    with ThreadPoolExecutor(4) as pool:
-        rerankers = list(pool.map(build, range(4)))
-    assert MODEL_CACHE.loads == before + 1
-    assert len({id(r._local.model) for r in rerankers if r._local is not None}) == 1
-    # options applied per call share the model
-    make(cross_encoder_dir, torch_dtype="auto", max_length=32, batch_size=2, normalize=False)
-    assert MODEL_CACHE.loads == before + 1
-
-
-def test_concurrent_reranking_is_safe(cross_encoder_dir: Path) -> None:
-    first, second = make(cross_encoder_dir), make(cross_encoder_dir, batch_size=2)
-    expected = first.rerank(QUERY, DOCS)
-
-    def work(i: int) -> list[float]:
-        r = first if i % 2 else second
-        return r.rerank(QUERY, DOCS[i % 3 :] + DOCS[: i % 3])
-
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(work, range(32)))
-    for i, scores in enumerate(results):
-        k = i % 3
-        assert scores == pytest.approx(expected[k:] + expected[:k], abs=1e-5)
-
-
-# --------------------------------------------------------------------------- errors
-
-
-def test_missing_model_offline_is_model_not_found() -> None:
-    with pytest.raises(ModelNotFoundError, match="cannot load model"):
-        HuggingFaceReranker(
-            HuggingFaceRerankerConfig(
-                model="nobody/no-such-model", device="cpu", local_files_only=True
-            )
-        )
-
-
-def test_a_multi_label_model_is_refused(two_label_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="num_labels=1"):
-        make(two_label_dir)
-
-
-def test_max_length_over_the_models_positions_is_refused(cross_encoder_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="at most 512"):
-        make(cross_encoder_dir, max_length=1024)
-
-
-def test_cuda_without_a_gpu_is_a_clear_error(cross_encoder_dir: Path) -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present")
-    with pytest.raises(ConfigError, match="CUDA is not available"):
-        make(cross_encoder_dir, device="cuda")
-
-
-def test_a_forward_failure_is_a_rerank_error(
-    reranker: HuggingFaceReranker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def boom(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError("out of memory")
-
-    monkeypatch.setattr(reranker._local.model, "forward", boom)  # type: ignore[union-attr]
-    with pytest.raises(RerankError, match="out of memory"):
-        reranker.rerank(QUERY, DOCS)
-
-
-def test_the_token_is_a_secret(cross_encoder_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
-    config = HuggingFaceRerankerConfig(model=str(cross_encoder_dir))
-    assert config.token is not None and config.token.get_secret_value() == "hf_secret_value"
-    assert "hf_secret_value" not in repr(config)
-
-
-# --------------------------------------------------------------------------- the pipeline
-
-
-def _hits(docs: list[str]) -> list[memsift.VectorHit]:
-    return [
-        memsift.VectorHit(
-            record=memsift.MemoryRecord(id=str(i), memory=d, hash=f"h{i}"), score=1 - i / 100
-        )
-        for i, d in enumerate(docs)
-    ]
-
-
-def test_pipeline_refuses_raw_logits_with_a_clear_reason(cross_encoder_dir: Path) -> None:
-    stage = RerankStage.build("huggingface", make(cross_encoder_dir, normalize=False))
-    outcome = stage.run(QUERY, _hits(DOCS))
-    assert not outcome.applied and "normalize=True" in (outcome.error or "")
-
-
-def _memory(tmp_path: Path, config: dict[str, Any]) -> Any:
-    return memsift.Memory.from_config(
-        {
-            "vector_store": {"provider": "faiss", "config": {"path": str(tmp_path / "store")}},
-            "reranker": {"provider": "huggingface", "config": config},
-        }
-    )
-
-
-def test_search_reorders_by_the_models_scores(tmp_path: Path, cross_encoder_dir: Path) -> None:
-    memory = _memory(tmp_path, {"model": str(cross_encoder_dir), "local_files_only": True})
-    try:
-        memory.add(DOCS, user_id="alice", infer=False)
-        plain = memory.search(QUERY, user_id="alice", top_k=len(DOCS), rerank=False)
-        ranked = memory.search(QUERY, user_id="alice", top_k=len(DOCS), rerank=True)
-        block = ranked["rerank"]
-        assert block["applied"] is True, block
-        assert block["provider"] == "huggingface" and block["model"] == str(cross_encoder_dir)
-        texts = [r["memory"] for r in ranked["results"]]
-        logits = reference_logits(cross_encoder_dir, QUERY, texts)
-        assert logits == sorted(logits, reverse=True)
-        assert [r["rerank_score"] for r in ranked["results"]] == pytest.approx(
-            [sigmoid(x) for x in logits], abs=1e-5
-        )
-        assert texts != [r["memory"] for r in plain["results"]], "reranking changed nothing"
-    finally:
-        memory.close()
-
-
-def test_concurrent_searches_are_safe(tmp_path: Path, cross_encoder_dir: Path) -> None:
-    memory = _memory(tmp_path, {"model": str(cross_encoder_dir), "device": "cpu"})
-    try:
-        memory.add(DOCS, user_id="alice", infer=False)
-        expected = [r["id"] for r in memory.search(QUERY, user_id="alice", rerank=True)["results"]]
-
-        def search(_: int) -> list[str]:
-            out = memory.search(QUERY, user_id="alice", rerank=True)
-            assert out["rerank"]["applied"], out["rerank"]
-            return [r["id"] for r in out["results"]]
-
-        with ThreadPoolExecutor(6) as pool:
-            results = list(pool.map(search, range(24)))
-        assert all(r == expected for r in results)
-    finally:
-        memory.close()
-
-
-def test_async_memory_search_reranks(tmp_path: Path, cross_encoder_dir: Path) -> None:
-    async def main() -> dict[str, Any]:
-        memory = memsift.AsyncMemory.from_config(
-            {
-                "vector_store": {"provider": "faiss", "config": {"path": str(tmp_path / "a")}},
-                "reranker": {
-                    "provider": "huggingface",
-                    "config": {"model": str(cross_encoder_dir)},
-                },
-            }
-        )
-        async with memory:
-            await memory.add(DOCS, user_id="bob", infer=False)
-            result: dict[str, Any] = await memory.search(QUERY, user_id="bob", rerank=True)
-            return result
-
-    out = asyncio.run(main())
-    assert out["rerank"]["applied"], out["rerank"]
-    scores = [r["rerank_score"] for r in out["results"]]
-    assert scores == sorted(scores, reverse=True)
-
-
-def test_importing_the_package_does_not_import_torch() -> None:
-    code = (
-        "import sys, memsift_huggingface;"
-        "heavy = [m for m in ('torch', 'transformers') if m in sys.modules];"
-        "print(heavy); sys.exit(1 if heavy else 0)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stdout + done.stderr

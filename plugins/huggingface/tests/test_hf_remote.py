@@ -1,4 +1,9 @@
-"""The ``huggingface`` reranker's remote mode against a fake TEI server on 127.0.0.1."""
+"""The ``huggingface`` reranker's remote mode against fake TEI servers on 127.0.0.1.
+
+The core's hosted suite runs against :class:`fake_tei.FakeTEI` (the reranker alone, in
+``Memory`` / ``AsyncMemory``, its retries within the budget, its secrets); the tests here
+check what is TEI's own: the body, the answer's shapes, error bodies, URLs, and the modes.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,20 @@ import asyncio
 import json
 import math
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from fake_tei import overlap_logit, tei_answer, tei_handler
+from fake_tei import FakeTEI, overlap_logit, tei_handler
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 import memsift
 from memsift import ConfigError, RerankError
 from memsift.testing import RerankerConformance
+from memsift.testing.fake_rerank_api import FakeRerankAPI
+from memsift.testing.hosted_pipeline import HostedRerankerPipelineConformance
 from memsift_huggingface import HuggingFaceReranker, HuggingFaceRerankerConfig
 from memsift_huggingface.remote import redact_url, rerank_url, retry_after
 
@@ -56,10 +61,26 @@ def bodies(server: HTTPServer) -> list[dict[str, Any]]:
     return [json.loads(req.get_data()) for req, _ in server.log]
 
 
-class TestConformance(RerankerConformance):
-    @pytest.fixture
-    def reranker(self, remote: HuggingFaceReranker) -> HuggingFaceReranker:
-        return remote
+class TestRemote(HostedRerankerPipelineConformance, RerankerConformance):
+    fake_api_class = FakeTEI
+    api_key = "tei-test-key-4a3b2c1d"
+    reranker_provider = "huggingface"
+    base_url_field = "endpoint_url"
+    base_options = {"backoff": 0.01}
+    key_env = "HF_TOKEN"
+    key_in_401_hint = False
+    slow_answer_words = ("did not answer within 0.3 s",)
+    unreachable_words = ("cannot reach",)
+    malformed_words = {"malformed_json": "not JSON", "bad_index": "out of range"}
+
+    def hosted_part(self, reranker: Any) -> Any:
+        return reranker._remote
+
+    def limit_requests(
+        self, monkeypatch: pytest.MonkeyPatch, fake_api: FakeRerankAPI
+    ) -> dict[str, Any]:
+        fake_api.max_documents = 3
+        return {"batch_size": 3}
 
 
 # --------------------------------------------------------------------------- the wire
@@ -92,11 +113,6 @@ def test_options_reach_the_body(tei: HTTPServer) -> None:
         reranker.close()
     assert bodies(tei)[0]["raw_scores"] is True and bodies(tei)[0]["truncate"] is False
     assert raw == pytest.approx([overlap_logit(QUERY, d) for d in DOCS])
-
-
-def test_scores_follow_the_servers_order(remote: HuggingFaceReranker) -> None:
-    scores = remote.rerank(QUERY, DOCS)
-    assert scores == pytest.approx(expected_scores(QUERY, DOCS))
 
 
 def test_api_key_is_a_bearer_token(tei: HTTPServer) -> None:
@@ -134,38 +150,7 @@ def test_batches_of_batch_size(tei: HTTPServer) -> None:
     assert scores == pytest.approx(expected_scores(QUERY, DOCS))
 
 
-def test_empty_documents_make_no_request(tei: HTTPServer, remote: HuggingFaceReranker) -> None:
-    assert remote.rerank(QUERY, []) == []
-    assert tei.log == []
-
-
-def test_one_client_per_instance(remote: HuggingFaceReranker, tei: HTTPServer) -> None:
-    remote.rerank(QUERY, DOCS)
-    client = remote._remote._client  # type: ignore[union-attr]
-    remote.rerank(QUERY, DOCS)
-    assert remote._remote._client is client  # type: ignore[union-attr]
-
-
 # --------------------------------------------------------------------------- retries
-
-
-def test_429_then_success_honours_retry_after(tei: HTTPServer) -> None:
-    tei.expect_ordered_request("/rerank").respond_with_json(
-        {"error": "Model is overloaded", "error_type": "Overloaded"},
-        status=429,
-        headers={"Retry-After": "0.3"},
-    )
-    tei.expect_ordered_request("/rerank").respond_with_handler(tei_handler)
-    reranker = make(tei, backoff=0)
-    try:
-        start = time.perf_counter()
-        scores = reranker.rerank(QUERY, DOCS)
-        elapsed = time.perf_counter() - start
-    finally:
-        reranker.close()
-    assert scores == pytest.approx(expected_scores(QUERY, DOCS))
-    assert len(tei.log) == 2
-    assert elapsed >= 0.3
 
 
 def test_503_is_retried_then_fails(tei: HTTPServer) -> None:
@@ -191,19 +176,6 @@ def test_424_is_not_retried(tei: HTTPServer) -> None:
     finally:
         reranker.close()
     assert info.value.status == 424 and len(tei.log) == 1
-
-
-def test_a_long_retry_after_is_not_waited_for(tei: HTTPServer) -> None:
-    tei.expect_request("/rerank").respond_with_data(
-        "busy", status=429, headers={"Retry-After": "3600"}
-    )
-    reranker = make(tei)
-    try:
-        with pytest.raises(RerankError) as info:
-            reranker.rerank(QUERY, DOCS)
-    finally:
-        reranker.close()
-    assert info.value.status == 429 and len(tei.log) == 1
 
 
 def test_an_unreachable_server_is_a_rerank_error() -> None:
@@ -266,47 +238,6 @@ def test_urls() -> None:
 # --------------------------------------------------------------------------- async
 
 
-@pytest.mark.asyncio
-async def test_async_matches_sync_and_sends_batches_concurrently(tei: HTTPServer) -> None:
-    active = 0
-    peak = 0
-
-    def slow(request: Request) -> Response:
-        nonlocal active, peak
-        active += 1
-        peak = max(peak, active)
-        time.sleep(0.2)
-        active -= 1
-        return tei_handler(request)
-
-    tei.expect_request("/rerank").respond_with_handler(slow)
-    reranker = make(tei, batch_size=2)
-    try:
-        scores = await reranker.arerank(QUERY, DOCS)
-        assert scores == pytest.approx(expected_scores(QUERY, DOCS))
-        assert peak >= 2, "the batches should be in flight together"
-        client = reranker._remote._aclient  # type: ignore[union-attr]
-        await reranker.arerank(QUERY, DOCS)
-        assert reranker._remote._aclient is client  # type: ignore[union-attr]
-    finally:
-        await reranker.aclose()
-    assert reranker._remote._aclient is None  # type: ignore[union-attr]
-
-
-@pytest.mark.asyncio
-async def test_async_429_then_success(tei: HTTPServer) -> None:
-    tei.expect_ordered_request("/rerank").respond_with_data(
-        "slow down", status=429, headers={"Retry-After": "0"}
-    )
-    tei.expect_ordered_request("/rerank").respond_with_handler(tei_handler)
-    reranker = make(tei)
-    try:
-        assert await reranker.arerank(QUERY, DOCS) == pytest.approx(expected_scores(QUERY, DOCS))
-    finally:
-        await reranker.aclose()
-    assert len(tei.log) == 2
-
-
 def test_async_client_survives_a_new_event_loop(remote: HuggingFaceReranker) -> None:
     first = asyncio.run(remote.arerank(QUERY, DOCS))
     second = asyncio.run(remote.arerank(QUERY, DOCS))
@@ -323,21 +254,7 @@ def _config(tmp_path: Path, reranker: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_search_reorders_by_the_servers_scores(tmp_path: Path, tei: HTTPServer) -> None:
-    tei.expect_request("/rerank").respond_with_handler(tei_handler)
-    memory = memsift.Memory.from_config(_config(tmp_path, {"endpoint_url": tei.url_for("/")}))
-    try:
-        memory.add(DOCS, user_id="alice", infer=False)
-        out = memory.search(QUERY, user_id="alice", top_k=len(DOCS), rerank=True)
-        assert out["rerank"]["applied"], out["rerank"]
-        texts = [r["memory"] for r in out["results"]]
-        answer = tei_answer({"query": QUERY, "texts": texts})
-        assert [texts[a["index"]] for a in answer] == texts
-    finally:
-        memory.close()
-
-
-@pytest.mark.parametrize("status", [424, 503])
+@pytest.mark.parametrize("status", [424])
 def test_server_errors_fall_back_to_vector_order(
     tmp_path: Path, tei: HTTPServer, status: int
 ) -> None:
@@ -357,63 +274,6 @@ def test_server_errors_fall_back_to_vector_order(
         assert all("rerank_score" not in r for r in out["results"])
     finally:
         memory.close()
-
-
-def test_a_timeout_falls_back_to_vector_order(tmp_path: Path, tei: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(2.0)
-        return tei_handler(request)
-
-    tei.expect_request("/rerank").respond_with_handler(slow)
-    memory = memsift.Memory.from_config(
-        _config(tmp_path, {"endpoint_url": tei.url_for("/"), "timeout": 0.2})
-    )
-    try:
-        memory.add(DOCS, user_id="alice", infer=False)
-        plain = memory.search(QUERY, user_id="alice", rerank=False)
-        start = time.perf_counter()
-        out = memory.search(QUERY, user_id="alice", rerank=True)
-        assert time.perf_counter() - start < 1.8  # did not wait for the 2 s answer
-        assert out["rerank"]["applied"] is False and out["rerank"]["error"]
-        assert [r["id"] for r in out["results"]] == [r["id"] for r in plain["results"]]
-    finally:
-        memory.close()
-
-
-def test_the_http_timeout_alone_is_a_rerank_error(tei: HTTPServer) -> None:
-    def slow(request: Request) -> Response:
-        time.sleep(0.6)
-        return tei_handler(request)
-
-    tei.expect_request("/rerank").respond_with_handler(slow)
-    reranker = make(tei, timeout=0.2)
-    try:
-        with pytest.raises(RerankError, match=r"did not answer within 0\.2 s"):
-            reranker.rerank(QUERY, DOCS)
-    finally:
-        reranker.close()
-
-
-def test_async_memory_with_the_remote_mode(tmp_path: Path, tei: HTTPServer) -> None:
-    tei.expect_request("/rerank").respond_with_handler(tei_handler)
-
-    async def main() -> tuple[dict[str, Any], dict[str, Any]]:
-        memory = memsift.AsyncMemory.from_config(
-            _config(tmp_path, {"endpoint_url": tei.url_for("/"), "timeout": 5, "backoff": 0.01})
-        )
-        async with memory:
-            await memory.add(DOCS, user_id="alice", infer=False)
-            ok = await memory.search(QUERY, user_id="alice", top_k=5, rerank=True)
-            tei.clear()
-            tei.expect_request("/rerank").respond_with_data("gone", status=503)
-            failed = await memory.search(QUERY, user_id="alice", top_k=5, rerank=True)
-            return ok, failed
-
-    ok, failed = asyncio.run(main())
-    assert ok["rerank"]["applied"], ok["rerank"]
-    scores = [r["rerank_score"] for r in ok["results"]]
-    assert scores == sorted(scores, reverse=True)
-    assert failed["rerank"]["applied"] is False and "503" in failed["rerank"]["error"]
 
 
 # --------------------------------------------------------------------------- config

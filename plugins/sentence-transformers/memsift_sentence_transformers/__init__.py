@@ -15,18 +15,23 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from memsift import hookimpl
+from memsift.kit import distribution_version
 from memsift_sentence_transformers.config import (
     SentenceTransformerEmbedderConfig,
     SentenceTransformerRerankerConfig,
 )
 from memsift_sentence_transformers.embedder import SentenceTransformerEmbedder
 from memsift_sentence_transformers.reranker import SentenceTransformerReranker
-from memsift_sentence_transformers.runtime import clear_model_cache
+from memsift_sentence_transformers.runtime import RUNTIME
 
 if TYPE_CHECKING:
     from memsift import ProviderRegistrar
 
-__version__ = "0.1.0"
+__version__ = distribution_version(
+    "memsift-sentence-transformers"
+)  # written once, in pyproject.toml
+#: Drop the process-wide cache of loaded models (frees memory once no provider uses them).
+clear_model_cache = RUNTIME.clear
 
 
 @hookimpl

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 
 from memsift import EmbedderConfig, RerankerConfig, env_secret
-from memsift.models import DEVICE_PATTERN
+from memsift.kit.local import DEVICE_PATTERN
 
 DEFAULT_RERANKER_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 DEFAULT_EMBEDDER_MODEL = "all-MiniLM-L6-v2"

@@ -19,26 +19,22 @@ import hashlib
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 
 from memsift import ConfigError, Embedder, InvalidInputError, ModelNotFoundError
 from memsift.interfaces import FloatArray, check_embed_input
+from memsift.kit.local import LoadedModel, check_max_length
+from memsift.kit.messages import clean_error
 from memsift_sentence_transformers.config import (
     DEFAULT_EMBEDDER_MODEL,
     SentenceTransformerEmbedderConfig,
 )
-from memsift_sentence_transformers.runtime import (
-    INSTALL_HINT,
-    MODEL_CACHE,
-    import_torch,
-    position_limit,
-    resolve_device,
-)
+from memsift_sentence_transformers.runtime import INSTALL_HINT, RUNTIME
 
 #: Set to 0/false/no/off to skip the offline package and use the hub (cache) instead.
 OFFLINE_PACK_ENV = "MEMSIFT_OFFLINE_PACK"
@@ -134,32 +130,27 @@ def resolve_model(config: SentenceTransformerEmbedderConfig) -> tuple[str, str]:
 
 
 @dataclass
-class LoadedSentenceTransformer:
-    """A loaded SentenceTransformer, its output size, and the lock that serialises its use."""
+class LoadedSentenceTransformer(LoadedModel):
+    """A loaded SentenceTransformer, its output size, and where its files came from."""
 
-    model: Any  # sentence_transformers.SentenceTransformer
-    device: str
     dims: int
     source: str
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def load_sentence_transformer(
     config: SentenceTransformerEmbedderConfig,
 ) -> LoadedSentenceTransformer:
     """The shared SentenceTransformer for ``config`` (loaded on first use, then cached)."""
-    device = resolve_device(config.device)
     name, source = resolve_model(config)
     key = (
         "sentence-transformer",
         name,
-        device,
         config.max_length,
         config.revision,
         config.trust_remote_code,
         config.cache_folder,
     )
-    return MODEL_CACHE.get(key, lambda: _build(config, name, source, device))
+    return RUNTIME.load(config.device, key, lambda device: _build(config, name, source, device))
 
 
 def _build(
@@ -170,6 +161,7 @@ def _build(
     except ImportError as exc:
         raise ConfigError(f"the sentence_transformer embedder needs {INSTALL_HINT}") from exc
     token = config.token.get_secret_value() if config.token is not None else None
+    failure: ModelNotFoundError | None = None
     try:
         model = SentenceTransformer(
             name,
@@ -182,12 +174,14 @@ def _build(
         )
     except Exception as exc:
         where = "local files only" if config.local_files_only else "local folder, hub cache or hub"
-        raise ModelNotFoundError(
+        failure = ModelNotFoundError(
             f"cannot load embedder model {config.model!r} from {source} ({where}): "
             f"{type(exc).__name__}: {exc}. Give a folder holding a sentence-transformers model, "
             f'install the offline package (pip install "memsift-sentence-transformers[offline]") '
             f"for {DEFAULT_EMBEDDER_MODEL}, or download the model once with network access"
-        ) from exc
+        )
+    if failure is not None:  # outside the except block, cut from the hub's error (token)
+        raise clean_error(failure, token)
     # sentence-transformers 5.3 renamed get_sentence_embedding_dimension.
     getter = getattr(model, "get_embedding_dimension", None)
     dims = getter() if getter is not None else model.get_sentence_embedding_dimension()
@@ -197,12 +191,7 @@ def _build(
             "sentence-embedding model"
         )
     if config.max_length is not None:
-        positions = position_limit(model[0])
-        if positions is not None and config.max_length > positions:
-            raise ConfigError(
-                f"max_length={config.max_length} exceeds the {positions} positions of model "
-                f"{config.model!r}: set max_length to at most {positions}"
-            )
+        check_max_length(config.max_length, model[0], name=config.model)
         model.max_seq_length = config.max_length
     model.eval()
     return LoadedSentenceTransformer(model=model, device=device, dims=dims, source=source)
@@ -260,8 +249,7 @@ class SentenceTransformerEmbedder(Embedder):
             return np.empty((0, self.dims), dtype=np.float32)
         prompt = self.config.query_prompt if purpose == "query" else self.config.document_prompt
         loaded = self._loaded
-        torch = import_torch()
-        with loaded.lock, torch.inference_mode():
+        with RUNTIME.inference(loaded):
             raw = loaded.model.encode(
                 items,
                 prompt=prompt,

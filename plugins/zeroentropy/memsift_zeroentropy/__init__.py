@@ -7,10 +7,11 @@ the zeroentropy SDK; building the reranker does.
 from __future__ import annotations
 
 from memsift import ProviderRegistrar, hookimpl
+from memsift.kit import distribution_version
 from memsift_zeroentropy.config import ZeroEntropyConfig
 from memsift_zeroentropy.reranker import MAX_REQUEST_BYTES, ZeroEntropyReranker
 
-__version__ = "0.1.0"
+__version__ = distribution_version("memsift-zeroentropy")  # written once, in pyproject.toml
 
 
 @hookimpl

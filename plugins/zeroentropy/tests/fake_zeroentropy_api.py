@@ -14,7 +14,6 @@ __all__ = [
     "PATH",
     "FakeZeroEntropyAPI",
     "Fault",
-    "memory_config",
     "relevance",
     "request_bytes",
 ]
@@ -67,14 +66,3 @@ class FakeZeroEntropyAPI(FakeRerankAPI):
 
     def error_body(self, message: str) -> Any:
         return {"detail": message}
-
-
-def memory_config(path: Any, base_url: str, **options: Any) -> dict[str, Any]:
-    """A Memory config: the FAISS store in ``path``, the zero_entropy reranker on the fake."""
-    return {
-        "vector_store": {"provider": "faiss", "config": {"path": str(path)}},
-        "reranker": {
-            "provider": "zero_entropy",
-            "config": {"api_key": API_KEY, "base_url": base_url, **options},
-        },
-    }

@@ -1,26 +1,19 @@
-"""Helpers for provider packages that call a hosted API (rerankers over HTTP).
+"""Retries of a hosted provider's requests, within the reranker's time budget.
 
-They hold what every hosted provider needs and would otherwise write again: reading a
-rank-style answer into one score per document (:func:`rank_scores`), splitting a pool
-into request-sized batches (:func:`batches`), sending batches concurrently
-(:func:`gather_all`), turning an error body into a message that is safe to show
-(:func:`error_message`, :func:`scrub`), raising an error with no secret anywhere in its
-exception chain (:func:`clean_error`), retrying within the reranker's time budget
-(:class:`Retrier`, :func:`retry_after`), and closing an async client on the event loop it
-belongs to (:func:`close_on_loop`). Every failure they report is a
-:class:`memsift.RerankError` naming the provider.
+A hosted provider turns its SDK's own retries off (their sleeps can outlast the search's
+``timeout`` by minutes, keep rerank worker threads asleep, and block process exit) and sends
+each request through a :class:`Retrier` instead. It retries what the provider marks as
+retryable (429, 408, 409, 5xx, refused connections: :func:`retryable_status`), waiting for
+``Retry-After`` (or ``Retry-After-Ms``, :func:`retry_after`) when the server sends one and for
+an exponential backoff otherwise; but only while the wait fits in what is left of the
+reranker's ``timeout`` (or, without a timeout, in :data:`MAX_RETRY_WAIT`). A wait that does
+not fit fails at once with the server's status, e.g. ``RerankError`` with status 429, "rate
+limited (Retry-After 120 s exceeds the remaining budget of 1.8 s)". Every attempt's request
+timeout is cut to the remaining budget, and closing the provider (or the process exiting)
+wakes every sleeping retry, which then fails at once.
 
-Retries: a hosted provider turns its SDK's own retries off (their sleeps can outlast the
-search's ``timeout`` by minutes, keep rerank worker threads asleep, and block process exit)
-and sends each request through a :class:`Retrier` instead. It retries what the provider
-marks as retryable (429, 408, 409, 5xx, refused connections), waiting for ``Retry-After``
-(or ``Retry-After-Ms``) when the server sends one and for an exponential backoff otherwise;
-but only while the wait fits in what is left of the reranker's ``timeout`` (or, without a
-timeout, in :data:`MAX_RETRY_WAIT`). A wait that does not fit fails at once with the
-server's status, e.g. ``RerankError`` with status 429, "rate limited (Retry-After 120 s
-exceeds the remaining budget of 1.8 s)". Every attempt's request timeout is cut to the
-remaining budget, and closing the provider (or the process exiting) wakes every sleeping
-retry, which then fails at once.
+:class:`memsift.kit.hosted.HostedReranker` owns one; a provider written without that base
+can use it directly.
 """
 
 from __future__ import annotations
@@ -33,189 +26,17 @@ import math
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import SecretStr
 
-from memsift.errors import ProviderError, RerankError
+from memsift.errors import RerankError
+from memsift.kit.messages import clean_error
 
 T = TypeVar("T")
-E = TypeVar("E", bound=BaseException)
-
-#: Longest message :func:`scrub` keeps.
-MAX_MESSAGE = 500
-
-# Tasks that close a client on the running loop; held here so they are not collected.
-_closing: set[asyncio.Task[Any]] = set()
-
-
-def rank_scores(
-    provider: str,
-    results: object,
-    count: int,
-    *,
-    score: str = "relevance_score",
-    index: str = "index",
-    unit: bool = True,
-    slack: float = 0.0,
-) -> list[float]:
-    """The scores of ``count`` documents, in input order, from a rank-style answer.
-
-    ``results`` is the answer's list of items, each naming a document by its position in
-    the request (``index``) and giving its ``score``; an item is read by key when it is a
-    mapping and by attribute otherwise, so SDK objects and parsed JSON both fit. Every
-    document must be scored exactly once, at an index in range, with a finite number.
-    With ``unit`` the score must lie in [0, 1]; ``slack`` lets it stray that far outside
-    (rounding), and such a score is clamped. Anything else raises
-    ``RerankError(provider, "malformed response: ...")``.
-    """
-    if not isinstance(results, list):
-        raise RerankError(provider, "malformed response: it has no list of results")
-    scores: list[float | None] = [None] * count
-    for item in results:
-        position = _field(item, index)
-        value = _field(item, score)
-        if isinstance(position, bool) or not isinstance(position, int):
-            raise RerankError(provider, "malformed response: a result has no integer index")
-        if not 0 <= position < count:
-            raise RerankError(
-                provider,
-                f"malformed response: index {position} is out of range for {count} documents",
-            )
-        if scores[position] is not None:
-            raise RerankError(provider, f"malformed response: document {position} is scored twice")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RerankError(provider, f"malformed response: document {position} has no score")
-        number = float(value)
-        if not math.isfinite(number) or (unit and not -slack <= number <= 1.0 + slack):
-            raise RerankError(
-                provider,
-                f"malformed response: score {number!r} of document {position} is "
-                + ("not in [0, 1]" if unit else "not finite"),
-            )
-        scores[position] = min(1.0, max(0.0, number)) if unit else number
-    missing = sum(1 for s in scores if s is None)
-    if missing:
-        raise RerankError(
-            provider, f"malformed response: {missing} of {count} documents were not scored"
-        )
-    return [s for s in scores if s is not None]
-
-
-def _field(item: object, name: str) -> object:
-    if isinstance(item, Mapping):
-        return item.get(name)
-    return getattr(item, name, None)
-
-
-def batches(
-    items: Sequence[T], limit: int, *, cost: Callable[[T], int] | None = None
-) -> list[list[T]]:
-    """``items`` split, in order, into batches of at most ``limit`` items.
-
-    With ``cost``, a batch is instead limited to items whose costs sum to at most
-    ``limit`` (a request-size budget, say); an item over the budget on its own goes alone.
-    """
-    if cost is None:
-        size = max(1, limit)
-        return [list(items[i : i + size]) for i in range(0, len(items), size)]
-    out: list[list[T]] = []
-    batch: list[T] = []
-    total = 0
-    for item in items:
-        weight = cost(item)
-        if batch and total + weight > limit:
-            out.append(batch)
-            batch, total = [], 0
-        batch.append(item)
-        total += weight
-    if batch:
-        out.append(batch)
-    return out
-
-
-async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """Await ``aws`` concurrently and return their results in order.
-
-    On the first failure (or a cancellation) the others are cancelled and awaited before
-    the error propagates, so no request outlives the call.
-    """
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-def error_message(body: object, keys: Sequence[str] = ("message", "detail", "error")) -> str:
-    """The human part of an API error body.
-
-    The first non-empty of ``keys`` in a JSON object (looked into when it is itself an
-    object or a list), else the body as text; ``""`` for no body.
-    """
-    if isinstance(body, Mapping):
-        for key in keys:
-            value = body.get(key)
-            if isinstance(value, str) and value:
-                return value
-            if isinstance(value, Mapping | list) and value:
-                return error_message(value, keys) or str(value)
-    if body is None:
-        return ""
-    return str(body)
-
-
-def scrub(message: str, secret: str | SecretStr | None, *, limit: int = MAX_MESSAGE) -> str:
-    """``message`` with ``secret`` replaced by ``***``, cut to ``limit`` characters."""
-    value = secret.get_secret_value() if isinstance(secret, SecretStr) else secret
-    if value:
-        message = message.replace(value, "***")
-    if len(message) > limit:
-        message = message[:limit] + "..."
-    return message
-
-
-def clean_error(error: E, *secrets: str | SecretStr | None) -> E:
-    """``error``, ready to be raised with nothing secret reachable from it.
-
-    Its chain is cut (``__cause__`` and ``__context__``: an SDK's exception, a pydantic
-    ValidationError quoting ``input_value``, an error body echoing the key), and each of
-    ``secrets`` is scrubbed from its message. Raise the result *outside* any ``except``
-    block, or Python chains the exception being handled onto it again::
-
-        try:
-            answer = client.call()
-        except SDKError as exc:
-            failure = translate(exc)
-        else:
-            return answer
-        raise clean_error(failure, api_key)
-    """
-    error.__cause__ = None
-    error.__context__ = None
-    error.__suppress_context__ = False
-    raw = (s.get_secret_value() if isinstance(s, SecretStr) else s for s in secrets)
-    values = [v for v in raw if v]
-    if values:
-
-        def clean(text: str) -> str:
-            for value in values:
-                text = text.replace(value, "***")
-            return text
-
-        error.args = tuple(clean(a) if isinstance(a, str) else a for a in error.args)
-        if isinstance(error, ProviderError):
-            error.message = clean(error.message)
-    return error
-
-
-# --------------------------------------------------------------------------- retries
 
 #: The longest wait for a retry (Retry-After or backoff) when the reranker has no
 #: ``timeout``; with one, the wait must fit in what is left of it instead.
@@ -431,7 +252,8 @@ class Retrier:
 
     def _wait(self, failure: Failure, retries: int, deadline: Deadline) -> float:
         """Seconds to sleep before the next attempt; raises the error when there is none."""
-        error = failure.error
+        # cleaned in place first: this frame, reachable from what is raised, holds it
+        error = self._clean(failure.error)
         if not failure.retry or retries >= self.max_retries:
             if retries:
                 error = _with_message(error, f"{error.message} (after {_count(retries)})")
@@ -458,7 +280,7 @@ class Retrier:
         raise self._clean(_with_message(error, message))
 
     def _closed(self, failure: Failure, wait: float) -> RerankError:
-        error = failure.error
+        error = self._clean(failure.error)
         message = f"{error.message} (the reranker was closed during a {_secs(wait)} s retry wait)"
         return self._clean(_with_message(error, message))
 
@@ -522,54 +344,13 @@ def _register_exit_hook() -> None:
             register(_wake_all_at_exit)
 
 
-def close_on_loop(
-    loop: asyncio.AbstractEventLoop,
-    aclose: Callable[[], Coroutine[Any, Any, object]],
-    *,
-    wait: float = 0.0,
-) -> None:
-    """Run ``aclose()`` on ``loop``, the event loop an async client's connections belong to.
-
-    Called on that loop, it schedules the close; from another thread while the loop runs,
-    it submits it there and waits up to ``wait`` seconds; on an idle loop (and no loop
-    running here) it runs it to completion. A closed loop took the connections with it:
-    nothing to do. Errors while closing are ignored.
-    """
-    if loop.is_closed():
-        return
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        task = loop.create_task(aclose())
-        _closing.add(task)
-        task.add_done_callback(_closing.discard)
-    elif loop.is_running():
-        future = asyncio.run_coroutine_threadsafe(aclose(), loop)
-        if wait > 0:
-            with contextlib.suppress(Exception):
-                future.result(timeout=wait)
-    elif running is None:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(aclose())
-
-
 __all__ = [
     "DEFAULT_BACKOFF",
     "MAX_BACKOFF",
-    "MAX_MESSAGE",
     "MAX_RETRY_WAIT",
     "Deadline",
     "Failure",
     "Retrier",
-    "batches",
-    "clean_error",
-    "close_on_loop",
-    "error_message",
-    "gather_all",
-    "rank_scores",
     "retry_after",
     "retryable_status",
-    "scrub",
 ]
