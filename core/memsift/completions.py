@@ -54,6 +54,100 @@ def format_kind(response_format: ResponseFormat | None) -> str | None:
     )
 
 
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "object": (dict,),
+    "array": (list,),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+}
+
+
+def schema_problem(value: Any, schema: Mapping[str, Any], *, path: str = "$") -> str | None:
+    """Why ``value`` (parsed JSON) is not valid against ``schema``, or None when it is.
+
+    A small validator for the schemas callers ask an LLM for: ``type``, ``enum``, ``const``,
+    ``properties``, ``required``, ``additionalProperties``, ``items``, ``minItems`` /
+    ``maxItems``, ``minLength`` / ``maxLength``, ``minimum`` / ``maximum`` and ``anyOf``.
+    Other keywords (``$ref``, ``pattern``, formats) are not checked. A boolean is not an
+    integer or a number here, as in JSON Schema.
+    """
+    kind = schema.get("type")
+    if kind is not None:
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        if not any(_is_json_type(value, k) for k in kinds):
+            return f"{path}: expected {' or '.join(map(str, kinds))}, got {_json_type(value)}"
+    if "enum" in schema and value not in list(schema["enum"]):
+        return f"{path}: {value!r} is not one of {list(schema['enum'])!r}"
+    if "const" in schema and value != schema["const"]:
+        return f"{path}: expected {schema['const']!r}"
+    alternatives = schema.get("anyOf")
+    if (
+        isinstance(alternatives, list)
+        and alternatives
+        and all(schema_problem(value, alt, path=path) is not None for alt in alternatives)
+    ):
+        return f"{path}: matches none of anyOf"
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        properties = properties if isinstance(properties, Mapping) else {}
+        for name in schema.get("required", ()):
+            if name not in value:
+                return f"{path}: missing required key {name!r}"
+        extra = schema.get("additionalProperties", True)
+        for name, item in value.items():
+            where = f"{path}.{name}"
+            if name in properties:
+                problem = schema_problem(item, properties[name], path=where)
+            elif extra is False:
+                problem = f"{path}: unexpected key {name!r}"
+            elif isinstance(extra, Mapping):
+                problem = schema_problem(item, extra, path=where)
+            else:
+                problem = None
+            if problem:
+                return problem
+    if isinstance(value, list):
+        if len(value) < schema.get("minItems", 0):
+            return f"{path}: fewer than {schema['minItems']} items"
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            return f"{path}: more than {schema['maxItems']} items"
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            for i, item in enumerate(value):
+                problem = schema_problem(item, items, path=f"{path}[{i}]")
+                if problem:
+                    return problem
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0):
+            return f"{path}: shorter than {schema['minLength']} characters"
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            return f"{path}: longer than {schema['maxLength']} characters"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "minimum" in schema and value < schema["minimum"]:
+            return f"{path}: {value} is below the minimum {schema['minimum']}"
+        if "maximum" in schema and value > schema["maximum"]:
+            return f"{path}: {value} is above the maximum {schema['maximum']}"
+    return None
+
+
+def _is_json_type(value: Any, kind: str) -> bool:
+    if kind in ("integer", "number") and isinstance(value, bool):
+        return False
+    if kind == "integer" and isinstance(value, float):
+        return value.is_integer()
+    return isinstance(value, _JSON_TYPES.get(kind, (object,)))
+
+
+def _json_type(value: Any) -> str:
+    for name in ("null", "boolean", "integer", "number", "string", "array", "object"):
+        if _is_json_type(value, name):
+            return name
+    return type(value).__name__
+
+
 @dataclass(frozen=True)
 class TokenLogprob:
     """One generated token, its log-probability, and the most likely alternatives."""
@@ -121,4 +215,5 @@ __all__ = [
     "format_kind",
     "json_object",
     "json_schema",
+    "schema_problem",
 ]
