@@ -10,6 +10,7 @@
   declares (``memsift>=X.Y.Z``), built as a wheel from the tree of that release (in the
   default run when that version is older than this tree's; otherwise ``plugin-<name>``
   already tests the plugin against it);
+- ``cross``: the cross-package tests (``tests/cross``: the full-stack config);
 - ``llamacpp``: the openai plugin end to end against llama.cpp's OpenAI-compatible server
   (``llama-cpp-python[server]``, built from source, with a small GGUF model from PyPI);
 - ``lint`` (ruff) and ``typecheck`` (mypy --strict on the core).
@@ -122,6 +123,7 @@ nox.options.sessions = [
     # A plugin whose lowest bound is this tree's version is tested against it by
     # plugin-<name> already; its -lowest session runs by default once the bound is older.
     *[f"plugin-{p}-lowest" for p in PLUGINS if lowest_core(ROOT / "plugins" / p) != core_version()],
+    "cross",
     "llamacpp",
     "lint",
     "typecheck",
@@ -133,7 +135,15 @@ def tests(session: nox.Session) -> None:
     """The core's tests (with the offline model pack and a test-only plugin installed)."""
     session.install("-e", ".[offline,test]")
     session.install("-e", TEST_PLUGIN)
-    session.run("pytest", *(session.posargs or ["-q", "tests"]))
+    session.run("pytest", *(session.posargs or ["-q", "tests", "--ignore=tests/cross"]))
+
+
+@nox.session
+def cross(session: nox.Session) -> None:
+    """Cross-package tests (tests/cross): the full-stack config, openai + cohere, on fakes."""
+    session.install("-e", ".[offline,test]")
+    session.install("-e", "plugins/openai[test]", "-e", "plugins/cohere[test]")
+    session.run("pytest", *(session.posargs or ["-q", "tests/cross"]))
 
 
 def _install_plugin(session: nox.Session, name: str) -> None:
