@@ -63,3 +63,66 @@ def test_no_query_terms_in_common_scores_zero_lexically() -> None:
 def test_bad_config_is_rejected(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BM25Config(**bad)
+
+
+# --------------------------------------------------------------------- analyzer, statistics
+
+
+def with_keyword_scores(pool: list[Candidate], scores: list[float]) -> list[Candidate]:
+    return [
+        Candidate(text=c.text, vector_score=c.vector_score, record=c.record, keyword_score=s)
+        for c, s in zip(pool, scores)
+    ]
+
+
+def test_stemming_and_stop_words_apply_to_the_pool_statistics() -> None:
+    pool = cands([("I went hiking with Kate", 0.5), ("the weather was nice", 0.5)])
+    scores = BM25Reranker(BM25Config(weight=1.0)).score_candidates("Who hikes?", pool)
+    assert scores == [1.0, 0.0]  # "hikes" meets "hiking"; "who" is a stop word
+    raw = BM25Reranker(BM25Config(weight=1.0, stemming=False, stopwords=False))
+    assert raw.score_candidates("Who hikes?", pool) == [0.0, 0.0]
+
+
+def test_numbers_and_dates_match_whole() -> None:
+    pool = cands([("paid on 2023-05-08", 0.5), ("paid on 2023-06-01", 0.5), ("no date", 0.5)])
+    scores = BM25Reranker(BM25Config(weight=1.0)).score_candidates("what on 2023-05-08?", pool)
+    assert scores[0] == 1.0 and scores[1] == scores[2] == 0.0
+
+
+def test_collection_statistics_come_from_the_store_scores() -> None:
+    reranker = BM25Reranker(BM25Config(weight=1.0))
+    assert reranker.uses_keyword_scores
+    pool = with_keyword_scores(POOL, [0.0, 2.0, 1.0])  # what the store's FTS5 bm25 said
+    assert reranker.score_candidates("anything at all", pool) == [0.0, 1.0, 0.5]
+    fused = BM25Reranker(BM25Config(weight=0.5)).score_candidates("x", pool)
+    assert fused == pytest.approx([0.5 * 0.0 + 0.5 * 1.0, 0.5 * 1.0 + 0.5 * (6 / 7), 0.25])
+
+
+def test_pool_statistics_ignore_store_scores_and_fill_in_when_they_are_missing() -> None:
+    pool = with_keyword_scores(POOL, [0.0, 2.0, 1.0])
+    by_pool = BM25Reranker(BM25Config(weight=1.0, statistics="pool"))
+    assert not by_pool.uses_keyword_scores
+    assert by_pool.score_candidates("Priya Raman", pool) == [0.0, 1.0, 0.0]
+    # a store without a keyword index gives no keyword scores: pool statistics then
+    mixed = [*pool[:2], POOL[2]]
+    assert BM25Reranker(BM25Config(weight=1.0)).score_candidates("Priya Raman", mixed) == [
+        0.0,
+        1.0,
+        0.0,
+    ]
+
+
+def test_defaults_are_the_ones_chosen_on_conversations() -> None:
+    cfg = BM25Config()
+    assert (cfg.weight, cfg.top_k, cfg.statistics, cfg.language) == (
+        0.3,
+        100,
+        "collection",
+        "english",
+    )
+
+
+@pytest.mark.parametrize("bad", [{"language": "klingon"}, {"statistics": "global"}])
+def test_bad_tokenisation_config_is_rejected(bad: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        BM25Config(**bad)

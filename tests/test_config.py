@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 import memsift
 from memsift import plugins, registry
 from memsift.builtin.bm25 import BM25Config
-from memsift.builtin.faiss_store import FaissStoreConfig
+from memsift.builtin.faiss import FaissStoreConfig
 from memsift.builtin.minilm import MiniLMConfig
 from memsift.config import MemoryConfig, ProviderSection
 from memsift.errors import ConfigError, ProviderNotFoundError

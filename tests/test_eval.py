@@ -159,3 +159,120 @@ def test_eval_command_end_to_end(tmp_path: Path, kind: str) -> None:
     again = CliRunner().invoke(main, args, catch_exceptions=False)
     assert again.exit_code == 0
     assert json.loads(out.read_text())["runs"]["off"]["metrics"] == report["runs"]["off"]["metrics"]
+
+
+# --------------------------------------------------------------------------- --sweep
+
+
+def sweep_args(tmp_path: Path, dataset: Path, *sweeps: str) -> list[str]:
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({"embedder": {"provider": "hashing"}}))
+    args = ["eval", str(dataset), "--config", str(config), "--path", str(tmp_path / "store")]
+    for s in sweeps:
+        args += ["--sweep", s]
+    return [*args, "--json", str(tmp_path / "out.json")]
+
+
+def test_parse_sweep_resolves_keys_to_their_section() -> None:
+    from memsift.builtin.bm25 import BM25Config
+    from memsift.builtin.faiss import FaissStoreConfig
+    from memsift.cli.sweep import parse_sweep, settings
+
+    sweep = parse_sweep(
+        "rerank=off,on weight=0.2,0.5 pool=30 keyword_stemming=true,false",
+        BM25Config,
+        FaissStoreConfig,
+    )
+    assert [(a.section, a.key, a.values) for a in sweep.axes] == [
+        ("search", "rerank", (False, True)),
+        ("reranker", "weight", (0.2, 0.5)),
+        ("reranker", "top_k", (30,)),
+        ("store", "keyword_stemming", (True, False)),
+    ]
+    assert len(settings(sweep)) == 8
+    assert parse_sweep("search.fusion=rrf,interleave", BM25Config, FaissStoreConfig).axes[
+        0
+    ].values == ("rrf", "interleave")
+    for bad, message in [
+        ("wieght=0.1", "unknown --sweep key 'wieght'"),
+        ("weight", "expected KEY=V1,V2"),
+        ("nope.weight=1", "unknown --sweep section"),
+        ("reranker.hybrid=on", "reranker keys"),
+        ("weight=1 weight=2", "given twice"),
+    ]:
+        with pytest.raises(InvalidInputError, match=message):
+            parse_sweep(bad, BM25Config, FaissStoreConfig)
+
+
+def test_sweep_end_to_end_on_one_store(tmp_path: Path) -> None:
+    dataset = write_locomo(tmp_path / "c.json")
+    args = sweep_args(
+        tmp_path,
+        dataset,
+        "rerank=on hybrid=off,on weight=0.2,0.8",
+        "rerank=on keyword_stopwords=true,false",
+    )
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "vector order (reference)" in result.output
+    report = json.loads((tmp_path / "out.json").read_text())
+    assert report["reference"]["metrics"]["recall@1"] >= 0
+    first, second = report["sweeps"]
+    assert first["sweep"] == "rerank=on hybrid=off,on weight=0.2,0.8"
+    assert [r["setting"] for r in first["rows"]] == [
+        {"rerank": True, "hybrid": h, "weight": w} for h in (False, True) for w in (0.2, 0.8)
+    ]
+    assert all(r["rerank_failures"] == 0 for r in first["rows"])
+    assert [r["setting"]["keyword_stopwords"] for r in second["rows"]] == [True, False]
+
+
+def test_a_bad_sweep_is_an_error_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from memsift.cli import eval as eval_mod
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the store was filled before the options were checked")
+
+    monkeypatch.setattr(eval_mod, "fill_store", never)
+    args = sweep_args(tmp_path, write_locomo(tmp_path / "c.json"), "wieght=0.1,0.2")
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "unknown --sweep key 'wieght'" in result.output
+
+
+def test_plot_without_matplotlib_is_reported_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    from memsift.cli import eval as eval_mod
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name: str, *args: object, **kwargs: object) -> object:
+        if name.split(".")[0] == "matplotlib":
+            raise ImportError("No module named 'matplotlib'")
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("memsift eval embedded the dataset before checking --plot")
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    monkeypatch.setattr(eval_mod, "fill_store", never)
+    monkeypatch.setattr(eval_mod, "load_dataset", never)
+    args = [*sweep_args(tmp_path, write_locomo(tmp_path / "c.json")), "--plot", "x.png"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "--plot needs matplotlib: pip install 'memsift[plot]'" in result.output
+
+
+def test_plot_per_sweep(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    dataset = write_beir(tmp_path / "b")
+    plot = tmp_path / "sweep.png"
+    args = [*sweep_args(tmp_path, dataset, "rerank=on weight=0.2,0.8", "rerank=off,on")]
+    result = CliRunner().invoke(main, [*args, "--plot", str(plot)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    for name in ("sweep-1.png", "sweep-2.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "nDCG@10" in result.output or "nDCG@1" in result.output

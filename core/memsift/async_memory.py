@@ -26,6 +26,7 @@ from memsift.inference import SIMILAR_MEMORIES, InferAdd, added_response, plan_a
 from memsift.inputs import DELETE_ALL_ARGS, GET_ALL_ARGS, SEARCH_ARGS, reject_unknown
 from memsift.memory import MemoryCore
 from memsift.records import FloatArray, MemoryRecord
+from memsift.retrieval import arun_first_stage
 
 
 class AsyncMemory(MemoryCore):
@@ -124,34 +125,31 @@ class AsyncMemory(MemoryCore):
         top_k: int = 10,
         rerank: bool | None = None,
         threshold: float | None = None,
+        hybrid: bool | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
         """Search memories within a scope; rerank the candidate pool when a reranker applies.
 
-        Returns ``{"results": [...], "rerank": {...}, "timings": {...}}``, as
-        :meth:`memsift.Memory.search`; the embedder, the store and the reranker are awaited
-        through their async twins, so a hosted reranker never blocks the event loop.
+        Returns ``{"results": [...], "rerank": {...}, "first_stage": {...}, "timings":
+        {...}}``, as :meth:`memsift.Memory.search`; the embedder, the store and the reranker
+        are awaited through their async twins, so a hosted reranker never blocks the loop.
         """
         reject_unknown("search", unknown, SEARCH_ARGS)
         timings: dict[str, float] = {"_start": time.perf_counter()}
-        query, parsed, top_k, apply, threshold, fetch = self._plan_search(
-            query, filters, user_id, agent_id, run_id, top_k, rerank, threshold
-        )
+        scope = (user_id, agent_id, run_id)
+        plan = self._plan_search(query, filters, scope, top_k, rerank, threshold, hybrid)
         t0 = time.perf_counter()
-        vectors = await self.embedder.aembed([query], purpose="query")
-        t1 = time.perf_counter()
-        hits = await self.vector_store.asearch(vectors[0], filters=parsed, limit=fetch)
-        t2 = time.perf_counter()
-        timings["embed_ms"] = (t1 - t0) * 1000
-        timings["vector_ms"] = (t2 - t1) * 1000
-        if apply and self.reranker_stage is not None and hits:
-            pool = self.reranker_stage.pool_size(top_k)
-            outcome = await self.reranker_stage.arun(query, hits[:pool])
+        vectors = await self.embedder.aembed([plan.query], purpose="query")
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        first = await arun_first_stage(self.vector_store, plan, vectors[0])
+        timings.update(first.timings)
+        if plan.rerank and self.reranker_stage is not None and first.hits:
+            outcome = await self.reranker_stage.arun(plan.query, first.hits[: plan.pool])
         else:
             outcome = self._skipped_outcome()
         timings["rerank_ms"] = outcome.duration_ms
         timings["rerank_provider_ms"] = outcome.provider_ms
-        return self._respond(query, hits, outcome, top_k, threshold, timings, is_async=True)
+        return self._respond(plan, first, outcome, timings, is_async=True)
 
     async def get(self, memory_id: str) -> dict[str, Any]:
         """The memory with this id; MemoryNotFoundError if there is none."""

@@ -1,7 +1,8 @@
 """Configuration: ``MemoryConfig`` and the helpers provider configs use.
 
 A config is a dict with the sections ``vector_store``, ``embedder``, ``llm``, ``reranker``
-(each ``{"provider": NAME, "config": {...}}``), ``history_db_path``, and two keys of
+(each ``{"provider": NAME, "config": {...}}``), ``history_db_path``, ``search`` (the first-stage
+options, :class:`SearchConfig`), and two keys of
 ``add(infer=True)``: ``custom_instructions`` (text appended to the extraction prompt as the
 application's instructions) and ``infer_mode`` (``"add"``, the default: the LLM only adds
 facts; ``"reconcile"``: it may also update or delete the similar memories it is shown; see
@@ -87,6 +88,37 @@ class ProviderSection(BaseModel):
         return f"ProviderSection(provider={self.provider!r}, config={config!r})"
 
 
+class SearchConfig(BaseModel):
+    """The first-stage options of every search (the config section ``search``).
+
+    ``hybrid``: also ask the store's keyword index (BM25 over the same filtered set, term
+    statistics from the whole collection) for candidates and fuse them with the vector
+    stage's (DESIGN 3.2). ``"auto"`` (the default) turns it on where it was measured to help:
+    for a search that reranks with a reranker that reads keyword scores (the built-in
+    ``bm25``), on a store that has a keyword index; ``True`` for every search, ``False``
+    never. A per-call ``search(..., hybrid=True/False)`` overrides it.
+
+    ``fusion``: how the two ranked lists become one candidate list: ``"rrf"`` (the default:
+    reciprocal-rank fusion, ``sum 1 / (rrf_k + rank)``) or ``"interleave"`` (the union of both
+    lists' tops, alternating from the vector list). ``keyword_top_k``: how many keyword
+    candidates to fetch (default 10; ``None``: as many as the vector stage fetches). The
+    defaults were measured (README, "Retrieval quality").
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    hybrid: bool | Literal["auto"] = Field(
+        default="auto", description="keyword + vector first stage: auto, true or false"
+    )
+    fusion: Literal["interleave", "rrf"] = Field(
+        default="rrf", description="fuse the lists by reciprocal-rank fusion or by interleaving"
+    )
+    keyword_top_k: int | None = Field(
+        default=10, ge=1, le=1000, description="keyword candidates (None: as many as vector)"
+    )
+    rrf_k: int = Field(default=60, ge=1, le=10_000, description="the k of reciprocal-rank fusion")
+
+
 class MemoryConfig(BaseModel):
     """The whole configuration of a :class:`memsift.Memory`.
 
@@ -110,6 +142,9 @@ class MemoryConfig(BaseModel):
     infer_mode: Literal["add", "reconcile"] = Field(
         default="add",
         description="add(infer=True): 'add' facts only, or 'reconcile' (also update/delete)",
+    )
+    search: SearchConfig = Field(
+        default_factory=SearchConfig, description="first-stage options of every search"
     )
 
     @field_validator("custom_instructions")
@@ -185,6 +220,8 @@ class MemoryConfig(BaseModel):
             out["custom_instructions"] = self.custom_instructions
         if self.infer_mode != "add":
             out["infer_mode"] = self.infer_mode
+        if self.search != SearchConfig():
+            out["search"] = self.search.model_dump(exclude_defaults=True)
         return out
 
 
@@ -299,6 +336,7 @@ __all__ = [
     "MemoryConfig",
     "ProviderConfig",
     "ProviderSection",
+    "SearchConfig",
     "env_secret",
     "memsift_home",
     "require_secret",

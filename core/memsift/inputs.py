@@ -47,7 +47,16 @@ MAX_INSTRUCTIONS_CHARS = 10_000
 
 #: The keyword arguments of the memory API's methods that take ``**unknown`` (to reject the rest).
 ADD_ARGS = ("user_id", "agent_id", "run_id", "metadata", "infer", "prompt")
-SEARCH_ARGS = ("filters", "user_id", "agent_id", "run_id", "top_k", "rerank", "threshold")
+SEARCH_ARGS = (
+    "filters",
+    "user_id",
+    "agent_id",
+    "run_id",
+    "top_k",
+    "rerank",
+    "threshold",
+    "hybrid",
+)
 GET_ALL_ARGS = ("filters", "user_id", "agent_id", "run_id", "top_k")
 DELETE_ALL_ARGS = ("filters", "user_id", "agent_id", "run_id")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from memsift.changes import (
 from memsift.config import MemoryConfig, memsift_home
 from memsift.errors import InvalidInputError, MemoryNotFoundError
 from memsift.extraction import EXTRACTION_PROMPT, extraction_messages, parse_facts
-from memsift.filters import Filter, scope_ids
+from memsift.filters import scope_ids
 from memsift.history import History
 from memsift.inference import SIMILAR_MEMORIES, AddPlan, InferAdd, added_response, plan_add
 from memsift.inputs import (
@@ -61,10 +61,10 @@ from memsift.interfaces import (
     EmbedderIdentity,
     MemoryRecord,
     Reranker,
-    VectorHit,
     VectorStore,
 )
 from memsift.observers import notify_search
+from memsift.retrieval import FirstStage, SearchPlan, check_hybrid, plan_stages, run_first_stage
 from memsift.search import RerankOutcome, RerankStage, SearchEvent, assemble
 
 log = logging.getLogger("memsift")
@@ -83,6 +83,7 @@ class MemoryCore:
         self.vector_store: VectorStore = store_spec.build(cfg.vector_store.config)
         self.llm: LLM | None = None
         self.reranker_stage: RerankStage | None = None
+        self.search_options = cfg.search
         try:
             if cfg.llm is not None:
                 llm_spec = cfg.spec("llm")
@@ -145,13 +146,13 @@ class MemoryCore:
         self,
         query: Any,
         filters: Any,
-        user_id: Any,
-        agent_id: Any,
-        run_id: Any,
+        scope: tuple[Any, Any, Any],
         top_k: Any,
         rerank: Any,
         threshold: Any,
-    ) -> tuple[str, Filter, int, bool, float | None, int]:
+        hybrid: Any,
+    ) -> SearchPlan:
+        user_id, agent_id, run_id = scope
         query = check_query(query)
         top_k = check_top_k(top_k)
         threshold = check_threshold(threshold)
@@ -159,10 +160,19 @@ class MemoryCore:
             filters, user_id=user_id, agent_id=agent_id, run_id=run_id, what="search"
         )
         apply = self._decide_rerank(rerank)
-        fetch = top_k
-        if apply and self.reranker_stage is not None:
-            fetch = max(top_k, self.reranker_stage.pool_size(top_k))
-        return query, parsed, top_k, apply, threshold, fetch
+        stage = self.reranker_stage
+        return plan_stages(
+            query=query,
+            filters=parsed,
+            top_k=top_k,
+            threshold=threshold,
+            rerank=apply and stage is not None,
+            pool=stage.pool_size(top_k) if apply and stage is not None else 0,
+            hybrid=check_hybrid(hybrid),
+            options=self.search_options,
+            store=self.vector_store,
+            reranker=self.reranker,
+        )
 
     def _skipped_outcome(self) -> RerankOutcome:
         stage = self.reranker_stage
@@ -172,30 +182,36 @@ class MemoryCore:
 
     def _respond(
         self,
-        query: str,
-        hits: Sequence[VectorHit],
+        plan: SearchPlan,
+        first: FirstStage,
         outcome: RerankOutcome,
-        top_k: int,
-        threshold: float | None,
         timings: dict[str, float],
         *,
         is_async: bool,
     ) -> dict[str, Any]:
         start = time.perf_counter()
-        results = assemble(hits, outcome, top_k=top_k, threshold=threshold)
+        hits = first.hits
+        results = assemble(hits, outcome, top_k=plan.top_k, threshold=plan.threshold)
         timings["assemble_ms"] = (time.perf_counter() - start) * 1000
         timings["total_ms"] = (time.perf_counter() - timings.pop("_start")) * 1000
         rounded = {k: round(v, 3) for k, v in timings.items()}
-        response = {"results": results, "rerank": outcome.block(), "timings": rounded}
+        block = first.block()
+        response = {
+            "results": results,
+            "rerank": outcome.block(),
+            "first_stage": block,
+            "timings": rounded,
+        }
         notify_search(
             lambda: SearchEvent(
-                query=query,
-                top_k=top_k,
+                query=plan.query,
+                top_k=plan.top_k,
                 results=len(results),
                 candidates=len(hits),
                 rerank=outcome.block(),
                 timings=dict(rounded),
                 is_async=is_async,
+                first_stage=dict(block),
             )
         )
         return response
@@ -362,32 +378,31 @@ class Memory(MemoryCore):
         top_k: int = 10,
         rerank: bool | None = None,
         threshold: float | None = None,
+        hybrid: bool | None = None,
         **unknown: Any,
     ) -> dict[str, Any]:
         """Search memories within a scope; rerank the candidate pool when a reranker applies.
 
-        Returns ``{"results": [...], "rerank": {...}, "timings": {...}}``.
+        ``hybrid``: fuse the store's keyword (BM25) candidates with the vector ones (None:
+        the config's ``search.hybrid``; see :mod:`memsift.retrieval`). Returns
+        ``{"results": [...], "rerank": {...}, "first_stage": {...}, "timings": {...}}``.
         """
         reject_unknown("search", unknown, SEARCH_ARGS)
         timings: dict[str, float] = {"_start": time.perf_counter()}
-        query, parsed, top_k, apply, threshold, fetch = self._plan_search(
-            query, filters, user_id, agent_id, run_id, top_k, rerank, threshold
-        )
+        scope = (user_id, agent_id, run_id)
+        plan = self._plan_search(query, filters, scope, top_k, rerank, threshold, hybrid)
         t0 = time.perf_counter()
-        vector = self.embedder.embed([query], purpose="query")[0]
-        t1 = time.perf_counter()
-        hits = self.vector_store.search(vector, filters=parsed, limit=fetch)
-        t2 = time.perf_counter()
-        timings["embed_ms"] = (t1 - t0) * 1000
-        timings["vector_ms"] = (t2 - t1) * 1000
-        if apply and self.reranker_stage is not None and hits:
-            pool = self.reranker_stage.pool_size(top_k)
-            outcome = self.reranker_stage.run(query, hits[:pool])
+        vector = self.embedder.embed([plan.query], purpose="query")[0]
+        timings["embed_ms"] = (time.perf_counter() - t0) * 1000
+        first = run_first_stage(self.vector_store, plan, vector)
+        timings.update(first.timings)
+        if plan.rerank and self.reranker_stage is not None and first.hits:
+            outcome = self.reranker_stage.run(plan.query, first.hits[: plan.pool])
         else:
             outcome = self._skipped_outcome()
         timings["rerank_ms"] = outcome.duration_ms
         timings["rerank_provider_ms"] = outcome.provider_ms
-        return self._respond(query, hits, outcome, top_k, threshold, timings, is_async=False)
+        return self._respond(plan, first, outcome, timings, is_async=False)
 
     # ------------------------------------------------------------------ read & change
 

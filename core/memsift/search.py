@@ -1,4 +1,5 @@
-"""The search pipeline: vector stage, rerank stage, result assembly, with timings.
+"""The search pipeline: rerank stage, result assembly, with timings (the first stage --
+vector and keyword lists, their fusion -- is :mod:`memsift.retrieval`).
 
 The pipeline owns everything around a reranker call -- the candidate pool, the score
 cache, the timeout, validation of the scores, the fallback to vector order, ordering and
@@ -142,6 +143,8 @@ class RerankStage:
     def _lookup(
         self, query: str, hits: Sequence[VectorHit]
     ) -> tuple[list[float | None], list[int]]:
+        if self.cache.size <= 0:  # no cache: nothing to look up
+            return [None] * len(hits), list(range(len(hits)))
         model = self.reranker.model_name
         cached: list[float | None] = []
         missing: list[int] = []
@@ -293,9 +296,12 @@ def describe_error(exc: BaseException) -> str:
 def hit_dict(hit: VectorHit, rerank_score: float | None) -> dict[str, Any]:
     out = hit.record.to_dict()
     out["vector_score"] = float(hit.score)
+    if hit.keyword_score is not None:
+        out["keyword_score"] = float(hit.keyword_score)
     if rerank_score is not None:
         out["rerank_score"] = float(rerank_score)
     out["score"] = float(rerank_score if rerank_score is not None else hit.score)
+    out["found_by"] = list(hit.found_by)
     return out
 
 
@@ -332,6 +338,7 @@ class SearchEvent:
     rerank: Mapping[str, Any]
     timings: Mapping[str, float]
     is_async: bool
+    first_stage: Mapping[str, Any] = field(default_factory=dict)
 
 
 # This module's names, and the checks of a search's arguments, which moved to memsift.inputs

@@ -1,26 +1,23 @@
 """``memsift eval``: retrieval quality with reranking off and on, on a dataset.
 
-Two dataset layouts are read:
+Two dataset layouts are read (:mod:`memsift.cli.datasets`): BEIR folders, whose graded
+judgements give nDCG@k, recall@k and MRR, and LoCoMo-style conversation files (REALTALK is
+one), whose evidence turns give turn-level recall@k, per category.
 
-- BEIR (a folder with ``corpus.jsonl``, ``queries.jsonl``, ``qrels/test.tsv``): every passage
-  becomes one memory of a single scope; graded judgements give nDCG@k, recall@k and MRR.
-- LoCoMo-style conversation memory (a JSON list of samples): every turn becomes one memory
-  (``"<speaker>: <text>"``, metadata ``dia_id`` and ``session_date``) scoped by the sample's
-  id; for each question the evidence turns give turn-level recall@k, per category.
-
-Both runs (off, on) use the same store and the same queries; latencies are per search.
+Both runs (off, on) use the same store and the same queries; latencies are per search. With
+``--sweep`` (:mod:`memsift.cli.sweep`), every setting of each sweep is measured instead, on the
+same store, each table led by the vector order.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,32 +26,30 @@ import click
 from rich.progress import Progress
 
 from memsift.changes import memory_hash, now_timestamp
+from memsift.cli.datasets import (
+    LOCOMO_CATEGORIES,
+    Dataset,
+    Query,
+    load_dataset,
+    normalize_evidence,
+)
 from memsift.cli.options import config_option, json_option, load_config
-from memsift.cli.render import console, fail, print_eval
+from memsift.cli.render import console, fail, print_eval, print_sweep
+from memsift.cli.sweep import (
+    Bench,
+    Sweep,
+    headline_metrics,
+    parse_sweep,
+    plot_sweep,
+    require_matplotlib,
+    run_sweeps,
+    settings,
+    sweep_json,
+)
+from memsift.cli.sweep import plot_path as plot_path_of
 from memsift.errors import InvalidInputError, MemsiftError
 from memsift.memory import Memory
 from memsift.records import MemoryRecord
-
-LOCOMO_CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
-_DIA = re.compile(r"D:?(\d+):(\d+)")
-
-
-@dataclass
-class Query:
-    """One evaluation query: its text, scope, and relevant memory keys with their grades."""
-
-    text: str
-    scope: str
-    relevant: dict[str, int]
-    category: str = "all"
-
-
-@dataclass
-class Dataset:
-    name: str
-    kind: str
-    documents: list[tuple[str, str, str, dict[str, Any]]]  # (scope, key, text, metadata)
-    queries: list[Query]
 
 
 @dataclass
@@ -65,120 +60,6 @@ class RunMetrics:
     per_category: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     rerank_failures: int = 0
-
-
-# ----------------------------------------------------------------------------- loading
-
-
-def load_dataset(path: str | Path) -> Dataset:
-    """Read a BEIR folder or a LoCoMo-style JSON file; InvalidInputError if neither."""
-    p = Path(path)
-    if p.is_dir() and (p / "corpus.jsonl").exists():
-        return _load_beir(p)
-    if p.is_file() and p.suffix == ".json":
-        return _load_locomo(p)
-    raise InvalidInputError(
-        f"{p} is neither a BEIR folder (corpus.jsonl, queries.jsonl, qrels/test.tsv) nor a "
-        "LoCoMo-style .json file"
-    )
-
-
-def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _load_beir(folder: Path) -> Dataset:
-    qrels: dict[str, dict[str, int]] = {}
-    qrel_path = folder / "qrels" / "test.tsv"
-    with qrel_path.open(encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            parts = line.rstrip("\n").split("\t")
-            if i == 0 and not parts[-1].lstrip("-").isdigit():
-                continue  # header
-            qid, doc_id, grade = parts[0], parts[1], int(parts[2])
-            qrels.setdefault(qid, {})[doc_id] = grade
-    texts = {q["_id"]: q["text"] for q in _jsonl(folder / "queries.jsonl")}
-    scope = "beir"
-    documents: list[tuple[str, str, str, dict[str, Any]]] = []
-    for doc in _jsonl(folder / "corpus.jsonl"):
-        title = doc.get("title") or ""
-        text = f"{title}. {doc['text']}" if title else doc["text"]
-        documents.append((scope, str(doc["_id"]), text, {"doc_id": str(doc["_id"])}))
-    queries = [
-        Query(text=texts[qid], scope=scope, relevant={d: g for d, g in rel.items() if g > 0})
-        for qid, rel in sorted(qrels.items())
-        if qid in texts and any(g > 0 for g in rel.values())
-    ]
-    return Dataset(name=folder.name, kind="beir", documents=documents, queries=queries)
-
-
-def normalize_evidence(evidence: Any, known: set[str]) -> list[str]:
-    """Split dirty evidence lists and keep the ids that exist (``D<session>:<turn>``)."""
-    items = evidence if isinstance(evidence, list) else [evidence]
-    out: list[str] = []
-    for item in items:
-        for token in re.split(r"[;,\s]+", str(item)):
-            m = _DIA.fullmatch(token.strip())
-            if m:
-                dia = f"D{int(m.group(1))}:{int(m.group(2))}"
-                if dia in known and dia not in out:
-                    out.append(dia)
-    return out
-
-
-def _load_locomo(path: Path) -> Dataset:
-    samples = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(samples, list):
-        raise InvalidInputError(f"{path}: a LoCoMo file holds a JSON list of samples")
-    documents: list[tuple[str, str, str, dict[str, Any]]] = []
-    queries: list[Query] = []
-    for sample in samples:
-        scope = str(sample["sample_id"])
-        conv = sample["conversation"]
-        known: set[str] = set()
-        sessions = sorted(
-            int(k.split("_")[1])
-            for k in conv
-            if re.fullmatch(r"session_\d+", k) and isinstance(conv[k], list)
-        )
-        for n in sessions:
-            date = str(conv.get(f"session_{n}_date_time", ""))
-            for turn in conv[f"session_{n}"]:
-                m = _DIA.fullmatch(str(turn.get("dia_id", "")))
-                if not m:
-                    continue
-                dia = f"D{int(m.group(1))}:{int(m.group(2))}"
-                text = str(turn.get("text", ""))
-                if turn.get("blip_caption"):
-                    text = f"{text} [shares a photo: {turn['blip_caption']}]"
-                known.add(dia)
-                documents.append(
-                    (
-                        scope,
-                        dia,
-                        f"{turn['speaker']}: {text}",
-                        {"dia_id": dia, "session_date": date},
-                    )
-                )
-        for qa in sample.get("qa", []):
-            category = int(qa.get("category", 0))
-            if category == 5:
-                continue  # adversarial: no answer in the conversation
-            evidence = normalize_evidence(qa.get("evidence", []), known)
-            if not evidence:
-                continue
-            queries.append(
-                Query(
-                    text=str(qa["question"]),
-                    scope=scope,
-                    relevant=dict.fromkeys(evidence, 1),
-                    category=LOCOMO_CATEGORIES.get(category, str(category)),
-                )
-            )
-    return Dataset(name=path.stem, kind="locomo", documents=documents, queries=queries)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -242,49 +123,71 @@ def evaluate(
     """Run every query with reranking off and on; return the metrics of each run."""
     if memory.reranker_stage is None:
         raise InvalidInputError("memsift eval needs a reranker: configure one or pass --reranker")
+    queries = eval_queries(dataset, max_queries)
+    task = progress.add_task("searching", total=2 * len(queries)) if progress else None
+    return {
+        label: run_queries(
+            memory, dataset, queries, ks=ks, rerank=rerank, progress=(progress, task)
+        )
+        for label, rerank in (("off", False), ("on", True))
+    }
+
+
+def eval_queries(dataset: Dataset, max_queries: int | None) -> list[Query]:
+    """The queries an evaluation runs (the first ``max_queries``); an error if none."""
     queries = dataset.queries[:max_queries] if max_queries else dataset.queries
     if not queries:
         raise InvalidInputError(f"{dataset.name}: no query has a relevant judgement")
+    return queries
+
+
+def run_queries(
+    memory: Memory,
+    dataset: Dataset,
+    queries: Sequence[Query],
+    *,
+    ks: Sequence[int],
+    rerank: bool,
+    progress: tuple[Any, Any] = (None, None),
+) -> RunMetrics:
+    """Search every query (reranking on or off, the memory's search options) and measure."""
     top = max(ks)
-    runs: dict[str, RunMetrics] = {}
-    task = progress.add_task("searching", total=2 * len(queries)) if progress else None
-    for label, rerank in (("off", False), ("on", True)):
-        sums: dict[str, dict[str, list[float]]] = {}
-        latencies: list[float] = []
-        metrics = RunMetrics()
-        for q in queries:
-            t = time.perf_counter()
-            response = memory.search(q.text, user_id=q.scope, top_k=top, rerank=rerank)
-            latencies.append((time.perf_counter() - t) * 1000)
-            if rerank and not response["rerank"]["applied"]:
-                metrics.rerank_failures += 1
-            ranked = [h["metadata"].get("eval_key", "") for h in response["results"]]
-            values: dict[str, float] = {}
-            for k in ks:
-                values[f"recall@{k}"] = recall_at(ranked, q.relevant, k)
-                if dataset.kind == "beir":
-                    values[f"ndcg@{k}"] = ndcg_at(ranked, q.relevant, k)
-            values[f"mrr@{top}"] = mrr_at(ranked, q.relevant, top)
-            for cat in {"all", q.category}:
-                bucket = sums.setdefault(cat, {})
-                for name, v in values.items():
-                    bucket.setdefault(name, []).append(v)
-            if progress is not None:
-                progress.update(task, advance=1)
-        metrics.values = {n: statistics.fmean(v) for n, v in sums["all"].items()}
-        metrics.per_category = {
-            cat: {n: statistics.fmean(v) for n, v in b.items()} | {"queries": len(b[f"mrr@{top}"])}
-            for cat, b in sums.items()
-            if cat != "all"
-        }
-        arr = sorted(latencies)
-        metrics.latency_ms = {
-            "p50": _percentile(arr, 50),
-            "p95": _percentile(arr, 95),
-            "p99": _percentile(arr, 99),
-        }
-        runs[label] = metrics
-    return runs
+    bar, task = progress
+    sums: dict[str, dict[str, list[float]]] = {}
+    latencies: list[float] = []
+    metrics = RunMetrics()
+    for q in queries:
+        t = time.perf_counter()
+        response = memory.search(q.text, user_id=q.scope, top_k=top, rerank=rerank)
+        latencies.append((time.perf_counter() - t) * 1000)
+        if rerank and not response["rerank"]["applied"]:
+            metrics.rerank_failures += 1
+        ranked = [h["metadata"].get("eval_key", "") for h in response["results"]]
+        values: dict[str, float] = {}
+        for k in ks:
+            values[f"recall@{k}"] = recall_at(ranked, q.relevant, k)
+            if dataset.kind == "beir":
+                values[f"ndcg@{k}"] = ndcg_at(ranked, q.relevant, k)
+        values[f"mrr@{top}"] = mrr_at(ranked, q.relevant, top)
+        for cat in {"all", q.category}:
+            bucket = sums.setdefault(cat, {})
+            for name, v in values.items():
+                bucket.setdefault(name, []).append(v)
+        if bar is not None:
+            bar.update(task, advance=1)
+    metrics.values = {n: statistics.fmean(v) for n, v in sums["all"].items()}
+    metrics.per_category = {
+        cat: {n: statistics.fmean(v) for n, v in b.items()} | {"queries": len(b[f"mrr@{top}"])}
+        for cat, b in sums.items()
+        if cat != "all"
+    }
+    arr = sorted(latencies)
+    metrics.latency_ms = {
+        "p50": _percentile(arr, 50),
+        "p95": _percentile(arr, 95),
+        "p99": _percentile(arr, 99),
+    }
+    return metrics
 
 
 def _percentile(sorted_values: Sequence[float], pct: float) -> float:
@@ -295,14 +198,8 @@ def _percentile(sorted_values: Sequence[float], pct: float) -> float:
 
 
 def plot(runs: Mapping[str, RunMetrics], path: str, title: str) -> None:
-    """A bar chart of every metric, off vs on (needs matplotlib)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as exc:
-        raise InvalidInputError("--plot needs matplotlib: pip install matplotlib") from exc
+    """A bar chart of every metric, off vs on (needs matplotlib: ``memsift[plot]``)."""
+    plt = require_matplotlib()
     names = list(runs["off"].values)
     x = range(len(names))
     fig, ax = plt.subplots(figsize=(max(6, len(names) * 1.2), 4))
@@ -320,10 +217,25 @@ def plot(runs: Mapping[str, RunMetrics], path: str, title: str) -> None:
 # ----------------------------------------------------------------------------- the command
 
 
+def _json_object(value: str | None, what: str) -> dict[str, Any]:
+    found = json_option(value, what) or {}
+    if not isinstance(found, dict):
+        raise click.BadParameter(f"{what} must be a JSON object")
+    return found
+
+
 @click.command(name="eval")
 @click.argument("dataset", type=click.Path(exists=True))
 @click.option("--reranker", default="bm25", show_default=True, help="reranker provider")
 @click.option("--reranker-config", help="the reranker's config as a JSON object")
+@click.option("--search-config", help="the config's search section as a JSON object")
+@click.option("--store-config", help="more faiss store options as a JSON object")
+@click.option(
+    "--sweep",
+    "sweeps",
+    multiple=True,
+    help="KEY=V1,V2 [KEY=...]: measure every combination (repeatable; one table each)",
+)
 @click.option("--k", "ks", multiple=True, type=int, help="cut-offs (default 1, 5, 10)")
 @click.option("--max-queries", type=int, help="evaluate only the first N queries")
 @click.option("--path", type=click.Path(file_okay=False), help="keep (and reuse) the store here")
@@ -334,6 +246,9 @@ def eval_command(
     dataset: str,
     reranker: str,
     reranker_config: str | None,
+    search_config: str | None,
+    store_config: str | None,
+    sweeps: Sequence[str],
     ks: Sequence[int],
     max_queries: int | None,
     path: str | None,
@@ -341,28 +256,79 @@ def eval_command(
     plot_path: str | None,
     config_path: str | None,
 ) -> None:
-    """Measure retrieval on DATASET (a BEIR folder or a LoCoMo-style .json), rerank off vs on."""
+    """Measure retrieval on DATASET (a BEIR folder or a LoCoMo-style .json): rerank off vs
+    on, or, with --sweep, every setting of each sweep (see memsift.cli.sweep)."""
     cutoffs = tuple(sorted(set(ks))) or (1, 5, 10)
     if any(k < 1 for k in cutoffs):
         raise click.BadParameter("--k must be positive")
-    rr_cfg = json_option(reranker_config, "--reranker-config") or {}
-    if not isinstance(rr_cfg, dict):
-        raise click.BadParameter("--reranker-config must be a JSON object")
+    rr_cfg = _json_object(reranker_config, "--reranker-config")
+    search_cfg = _json_object(search_config, "--search-config")
+    store_cfg = _json_object(store_config, "--store-config")
     try:
-        data = load_dataset(dataset)
+        if plot_path:
+            require_matplotlib()  # before minutes of embedding, not after
         with tempfile.TemporaryDirectory(prefix="memsift-eval-") as tmp:
             store_dir = Path(path) if path else Path(tmp)
             config = load_config(config_path)
-            config["vector_store"] = {"provider": "faiss", "config": {"path": str(store_dir)}}
+            config["vector_store"] = {
+                "provider": "faiss",
+                "config": {**store_cfg, "path": str(store_dir)},
+            }
             config["reranker"] = {"provider": reranker, "config": rr_cfg}
             config["history_db_path"] = str(store_dir / "history.db")
-            with Memory.from_config(config) as m, Progress(console=console) as progress:
-                if m.vector_store.count() != len(data.documents):
-                    m.reset()
-                    fill_store(m, data, progress=progress)
-                runs = evaluate(m, data, ks=cutoffs, max_queries=max_queries, progress=progress)
+            if search_cfg:
+                config["search"] = {**config.get("search", {}), **search_cfg}
+
+            def open_memory(store: Mapping[str, Any]) -> Memory:
+                section = config["vector_store"]
+                cfg = {
+                    **config,
+                    "vector_store": {**section, "config": {**section["config"], **store}},
+                }
+                return Memory.from_config(cfg)
+
+            first = open_memory({})
+            spec = first.config.spec("reranker")
+            parsed = [
+                parse_sweep(s, spec.config_model if spec else None, type(first.vector_store.config))
+                for s in sweeps
+            ]
+            data = load_dataset(dataset)
+            with Progress(console=console) as progress:
+                if first.vector_store.count() != len(data.documents):
+                    first.reset()
+                    fill_store(first, data, progress=progress)
+                if not parsed:
+                    with first as m:
+                        runs = evaluate(
+                            m, data, ks=cutoffs, max_queries=max_queries, progress=progress
+                        )
+                else:
+                    queries = eval_queries(data, max_queries)
+                    total = len(queries) * (1 + sum(len(settings(s)) for s in parsed))
+                    task = progress.add_task("searching", total=total)
+                    bench = Bench(open_memory, reranker, rr_cfg, memory=first)
+                    try:
+                        reference = run_sweeps(
+                            bench,
+                            parsed,
+                            lambda m, rerank: run_queries(
+                                m,
+                                data,
+                                queries,
+                                ks=cutoffs,
+                                rerank=rerank,
+                                progress=(progress, task),
+                            ),
+                        )
+                    finally:
+                        bench.close()
     except MemsiftError as exc:
         fail(exc)
+        return
+    n_queries = len(data.queries[:max_queries] if max_queries else data.queries)
+    if parsed:
+        _report_sweeps(data, parsed, reference, reranker, n_queries, json_path, plot_path)
         return
     print_eval(data, runs, reranker)
     if json_path:
@@ -370,16 +336,8 @@ def eval_command(
             "dataset": data.name,
             "kind": data.kind,
             "reranker": reranker,
-            "queries": len(data.queries[:max_queries] if max_queries else data.queries),
-            "runs": {
-                label: {
-                    "metrics": r.values,
-                    "per_category": r.per_category,
-                    "latency_ms": r.latency_ms,
-                    "rerank_failures": r.rerank_failures,
-                }
-                for label, r in runs.items()
-            },
+            "queries": n_queries,
+            "runs": {label: _run_json(r) for label, r in runs.items()},
         }
         Path(json_path).write_text(json.dumps(out, indent=2))
     if plot_path:
@@ -387,3 +345,64 @@ def eval_command(
             plot(runs, plot_path, f"{data.name}: {reranker} rerank off vs on")
         except MemsiftError as exc:
             fail(exc)
+
+
+def _run_json(r: RunMetrics) -> dict[str, Any]:
+    return {
+        "metrics": r.values,
+        "per_category": r.per_category,
+        "latency_ms": r.latency_ms,
+        "rerank_failures": r.rerank_failures,
+    }
+
+
+def _report_sweeps(
+    data: Dataset,
+    sweeps: Sequence[Sweep],
+    reference: RunMetrics,
+    reranker: str,
+    n_queries: int,
+    json_path: str | None,
+    plot_path: str | None,
+) -> None:
+    metrics = headline_metrics(data.kind, list(reference.values))
+    for i, sweep in enumerate(sweeps):
+        print_sweep(data, sweep, reference, metrics, reranker)
+        if plot_path:
+            try:
+                title = f"{data.name}: {sweep.text}"
+                plot_sweep(
+                    sweep, reference, metrics, plot_path_of(plot_path, i, len(sweeps)), title
+                )
+            except MemsiftError as exc:
+                fail(exc)
+    if json_path:
+        out = {
+            "dataset": data.name,
+            "kind": data.kind,
+            "reranker": reranker,
+            "queries": n_queries,
+            "reference": _run_json(reference),
+            "sweeps": [sweep_json(s) for s in sweeps],
+        }
+        Path(json_path).write_text(json.dumps(out, indent=2))
+
+
+# The command, its parts, and the dataset readers (defined in memsift.cli.datasets).
+__all__ = [
+    "LOCOMO_CATEGORIES",
+    "Dataset",
+    "Query",
+    "RunMetrics",
+    "eval_command",
+    "eval_queries",
+    "evaluate",
+    "fill_store",
+    "load_dataset",
+    "mrr_at",
+    "ndcg_at",
+    "normalize_evidence",
+    "plot",
+    "recall_at",
+    "run_queries",
+]

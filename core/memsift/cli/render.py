@@ -177,3 +177,39 @@ def print_eval(data: Any, runs: Mapping[str, Any], reranker: str) -> None:
                 f"{on.per_category[cat][metric]:.4f}",
             )
         console.print(cats)
+
+
+def _short(metric: str) -> str:
+    return metric.replace("recall@", "R@").replace("ndcg@", "nDCG@").replace("mrr@", "MRR@")
+
+
+def print_sweep(
+    data: Any, sweep: Any, reference: Any, metrics: Sequence[str], reranker: str
+) -> None:
+    """One sweep's table: the vector order, then each setting, with the change of the
+    middle headline metric against the vector order and the search latency (p50)."""
+    title = f"{data.name} ({data.kind}, {len(data.documents)} memories), {reranker}: {sweep.text}"
+    table = Table(title=escape(title))
+    table.add_column("setting", overflow="fold", min_width=28, ratio=1)
+    for name in metrics:
+        table.add_column(_short(name), justify="right", no_wrap=True)
+    key = metrics[len(metrics) // 2] if metrics else None
+    table.add_column(f"{_short(key)} Δ" if key else "Δ", justify="right", no_wrap=True)
+    table.add_column("p50 ms", justify="right", no_wrap=True)
+
+    def row(label: str, run: Any) -> None:
+        change = ""
+        if key and reference.values.get(key):
+            base = reference.values[key]
+            change = f"{(run.values[key] - base) / base * 100:+.1f}%"
+        table.add_row(
+            escape(label),
+            *(f"{run.values[n]:.3f}" for n in metrics),
+            change,
+            f"{run.latency_ms['p50']:.1f}",
+        )
+
+    row("vector order (reference)", reference)
+    for r in sweep.rows:
+        row(r.name(), r.metrics)
+    console.print(table)

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from memsift.config import memsift_home
 from memsift.interfaces import VectorStoreConfig
+from memsift.lexical import Analyzer, check_language
 
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,127}$")
 
@@ -35,6 +36,23 @@ class FaissStoreConfig(VectorStoreConfig):
     hnsw_m: int = Field(default=32, ge=4, le=256, description="HNSW graph degree")
     hnsw_ef_construction: int = Field(default=200, ge=8, le=4096, description="HNSW build depth")
     hnsw_ef_search: int = Field(default=128, ge=8, le=8192, description="HNSW search depth")
+    keyword_index: bool = Field(
+        default=True,
+        description="keep an FTS5 keyword index (BM25) for hybrid search and the bm25 reranker",
+    )
+    keyword_language: str = Field(
+        default="english", description="language of the keyword index's stemmer and stop words"
+    )
+    keyword_stemming: bool = Field(default=True, description="stem the keyword index's terms")
+    keyword_stopwords: bool | list[str] = Field(
+        default=True,
+        description="drop stop words: true (the language's built-in list), false, or a list",
+    )
+
+    @field_validator("keyword_language")
+    @classmethod
+    def _check_language(cls, value: str) -> str:
+        return check_language(value)
 
     @field_validator("collection_name")
     @classmethod
@@ -47,6 +65,17 @@ class FaissStoreConfig(VectorStoreConfig):
 
     def directory(self) -> Path:
         return Path(self.path).expanduser() if self.path else memsift_home() / "faiss"
+
+    def analyzer(self) -> Analyzer | None:
+        """The analyzer of the keyword index, or None when ``keyword_index`` is off."""
+        if not self.keyword_index:
+            return None
+        stops = self.keyword_stopwords
+        return Analyzer(
+            language=self.keyword_language,
+            stemming=self.keyword_stemming,
+            stopwords=tuple(stops) if isinstance(stops, list) else stops,
+        )
 
 
 __all__ = ["FaissStoreConfig"]

@@ -25,9 +25,10 @@ from memsift.records import EmbedderIdentity, MemoryRecord
 
 log = logging.getLogger(__name__)
 
-#: "1": memories and meta; "2" adds the epoch, next_slot and the slot_log table.
-SCHEMA_VERSION = "2"
-_KNOWN_SCHEMAS = ("1", "2")
+#: "1": memories and meta; "2" adds the epoch, next_slot and the slot_log table; "3" adds the
+#: memories.terms column and the keyword index (see :mod:`~memsift.builtin.faiss.keyword`).
+SCHEMA_VERSION = "3"
+_KNOWN_SCHEMAS = ("1", "2", "3")
 #: How long a write waits for another process's write lock before it fails.
 BUSY_TIMEOUT_S = 10.0
 #: slot_log keeps the last LOG_KEEP generations (pruned every LOG_PRUNE_EVERY); a process
@@ -36,7 +37,7 @@ LOG_KEEP = 65_536
 LOG_PRUNE_EVERY = 1024
 
 ROW_COLUMNS = "id, memory, hash, metadata, user_id, agent_id, run_id, created_at, updated_at"
-_STATE_KEYS = ("epoch", "generation", "next_slot", "log_floor")
+_STATE_KEYS = ("epoch", "generation", "next_slot", "log_floor", "keyword_analyzer")
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS memories (
@@ -50,7 +51,8 @@ _SCHEMA = (
         run_id TEXT,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
-        vector BLOB NOT NULL
+        vector BLOB NOT NULL,
+        terms TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS memories_user ON memories(user_id)",
     "CREATE INDEX IF NOT EXISTS memories_agent ON memories(agent_id)",
@@ -79,6 +81,7 @@ class State:
     generation: int
     next_slot: int
     log_floor: int
+    keyword: str | None = None  # the keyword index's analyzer signature; None: no index
 
 
 @dataclass
@@ -89,6 +92,7 @@ class Txn:
     generation: int  # the generation this write commits
     next_slot: int
     log_floor: int
+    keyword: str | None = None  # keep the keyword index, built by this analyzer, in step
     logged: list[int] = field(default_factory=list)  # slots deleted or re-scoped
     clear_log: bool = False
     dirty: bool = True  # False: nothing to record (the transaction changed nothing)
@@ -193,6 +197,7 @@ def read_state(conn: sqlite3.Connection) -> State:
         generation=int(meta.get("generation", "0")),
         next_slot=next_slot,
         log_floor=int(meta.get("log_floor", "0")),
+        keyword=meta.get("keyword_analyzer"),
     )
 
 
@@ -248,9 +253,13 @@ def schema_ready(conn: sqlite3.Connection) -> bool:
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    """Create the tables and indexes that do not exist yet (inside a write transaction)."""
+    """Create the tables and indexes that do not exist yet, and add the columns a store of
+    an older schema lacks (inside a write transaction)."""
     for statement in _SCHEMA:
         conn.execute(statement)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(memories)")}
+    if "terms" not in columns:  # schema 1 or 2: the keyword index is built by the store
+        conn.execute("ALTER TABLE memories ADD COLUMN terms TEXT")
 
 
 def bind(
@@ -339,7 +348,7 @@ def record_from_row(row: Sequence[Any]) -> MemoryRecord:
         id=row[0],
         memory=row[1],
         hash=row[2],
-        metadata=json.loads(row[3]),
+        metadata={} if row[3] == "{}" else json.loads(row[3]),  # the common case, fast
         user_id=row[4],
         agent_id=row[5],
         run_id=row[6],

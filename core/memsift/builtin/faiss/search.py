@@ -55,12 +55,7 @@ def rank(
     k = min(limit, n_allowed)
     euclidean = config.distance_strategy == "euclidean"
     if allowed is not None and n_allowed <= BRUTE_FORCE_MAX:
-        gathered = stored_vectors(index, dims, config)[allowed]
-        if euclidean:
-            diff = gathered - query
-            sims = 1.0 / (1.0 + np.sqrt(np.einsum("ij,ij->i", diff, diff)))
-        else:
-            sims = gathered @ query[0]
+        sims = similarities(index, config, dims, query, allowed)
         top = top_k(sims, k)
         return allowed[top], sims[top].astype(np.float32)
     selector = None
@@ -89,6 +84,21 @@ def rank(
     if euclidean:
         dist = (1.0 / (1.0 + np.sqrt(np.maximum(dist, 0.0)))).astype(np.float32)
     return found, dist
+
+
+def similarities(
+    index: Any, config: FaissStoreConfig, dims: int, query: FloatArray, slots: Int64Array
+) -> FloatArray:
+    """The similarity of ``query`` (one row) to the vectors in ``slots``, as :func:`rank`
+    scores them (inner product, or ``1 / (1 + L2 distance)`` for euclidean)."""
+    gathered = stored_vectors(index, dims, config)[slots]
+    if config.distance_strategy == "euclidean":
+        diff = gathered - query
+        sims = 1.0 / (1.0 + np.sqrt(np.einsum("ij,ij->i", diff, diff)))
+    else:
+        sims = gathered @ query[0]
+    out: FloatArray = np.asarray(sims, dtype=np.float32)
+    return out
 
 
 def top_k(scores: npt.NDArray[Any], k: int) -> Int64Array:

@@ -393,26 +393,25 @@ class FaissStore(SyncedStore):
             raise InvalidInputError(f"limit must be at least 1, got {limit}")
         with self._lock:
             dims = self._require_open()
-            q = (
-                None
-                if vector is None
-                else self._check_vectors(np.asarray(vector).reshape(1, -1), 1)
-            )
+            q = vector if vector is None else self._check_vectors(np.reshape(vector, (1, -1)), 1)
             with self._sqlite_errors("search keywords"), self._transaction(write=False):
                 self._refresh_if_changed()
                 expression = self._match_expression(query, filters)
                 if expression is None:
                     return []
-                found = keyword.top_matches(self._conn, expression, filters, limit)
+                wide = max(limit, keyword.REMEMBER)
+                matches = keyword.top_matches(self._conn, expression, filters, wide)
+                self._remembered = keyword.Remembered(
+                    self._keyword_key(expression, filters),
+                    {i: score for _, i, score in matches},
+                    complete=len(matches) < wide,
+                )
+                found = [(s, score) for s, _, score in matches[:limit]]
                 if not found:
                     return []
                 slots = np.fromiter((s for s, _ in found), dtype=np.int64, count=len(found))
                 records = self._records_by_slot(slots)
-                sims = (
-                    None
-                    if q is None
-                    else similarities(self._index, self.config, dims, q, slots).tolist()
-                )
+                sims = None if q is None else similarities(self._index, self.config, dims, q, slots)
             return [
                 KeywordHit(records[s], score, None if sims is None else float(sims[i]))
                 for i, (s, score) in enumerate(found)
@@ -431,7 +430,13 @@ class FaissStore(SyncedStore):
                 expression = self._match_expression(query, scope)
                 if expression is None or not ids:
                     return {}
-                return keyword.scores_of(self._conn, expression, ids)
+                last = self._remembered
+                key = self._keyword_key(expression, scope)
+                known = None if last is None else last.scores_of(key, ids)
+                return keyword.scores_of(self._conn, expression, ids) if known is None else known
+
+    def _keyword_key(self, expression: str, filters: Filter) -> tuple[str, str, Any]:
+        return (expression, repr(filters), (self._data_version, self._generation, self._epoch))
 
     def _match_expression(self, query: str, filters: Filter) -> str | None:
         if self._keyword is None:

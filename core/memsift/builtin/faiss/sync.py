@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
+from memsift.builtin.faiss import keyword
 from memsift.builtin.faiss.columns import Columns
 from memsift.builtin.faiss.config import FaissStoreConfig
 from memsift.builtin.faiss.index import (
@@ -79,6 +80,9 @@ class SyncedStore(VectorStore):
         self._generation = 0
         self._saved_generation = -1
         self._data_version = -1
+        self._keyword: str | None = None  # the keyword index's analyzer (SQLite's, as synced)
+        self._wanted_analyzer = config.analyzer()  # what the config asks the index to use
+        self._remembered: keyword.Remembered | None = None  # the last keyword search's scores
         self._closed = False
         self._conn = connect(self.db_path)
 
@@ -123,6 +127,7 @@ class SyncedStore(VectorStore):
                     generation=state.generation + 1,
                     next_slot=state.next_slot,
                     log_floor=state.log_floor,
+                    keyword=state.keyword,
                 )
                 yield txn
                 if txn.dirty:
@@ -170,7 +175,7 @@ class SyncedStore(VectorStore):
         write = False
         while True:
             with self._transaction(write=write):
-                if not write and not schema_ready(self._conn):
+                if not write and not (schema_ready(self._conn) and self._keyword_ready()):
                     write = True
                     continue
                 version = read_data_version(self._conn)
@@ -186,11 +191,26 @@ class SyncedStore(VectorStore):
                     index_files=(self.index_path, self.stamp_path),
                     write=write,
                 )
+                if write and not self._keyword_ready():
+                    analyzer = self._wanted_analyzer
+                    if analyzer is None:
+                        keyword.drop(self._conn)
+                    else:
+                        keyword.build(self._conn, analyzer, db_path=self.db_path)
                 self._identity = identity
                 self._dims = identity.dims
                 self._load(read_state(self._conn))
                 self._data_version = version
             return
+
+    def _keyword_ready(self) -> bool:
+        """Whether the keyword index is as the config asks: present and built by its
+        analyzer, or absent when ``keyword_index`` is off."""
+        analyzer = self._wanted_analyzer
+        recorded = read_meta(self._conn).get("keyword_analyzer")
+        if analyzer is None:
+            return recorded is None and not keyword.has_table(self._conn)
+        return recorded == analyzer.signature and keyword.has_table(self._conn)
 
     def _require_open(self) -> int:
         if self._closed:
@@ -229,6 +249,7 @@ class SyncedStore(VectorStore):
         self._cols = Columns.from_rows(rows, size)
         self._generation = state.generation
         self._epoch = state.epoch
+        self._keyword = state.keyword
 
     def _rebuild_index(self, dims: int, size: int) -> Any:
         """Rebuild the FAISS index from the vectors in SQLite (slots without a row stay 0)."""
@@ -238,6 +259,7 @@ class SyncedStore(VectorStore):
 
     def _sync_to(self, state: State) -> None:
         """Catch the in-memory index up with ``state`` (inside a transaction)."""
+        self._keyword = state.keyword
         try:
             if (
                 self._index is None

@@ -1,0 +1,92 @@
+"""What ``memsift bench`` measures with: generated texts, unit vectors and records, filling a
+store, and timing helpers (medians and p95 in milliseconds)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from rich.progress import Progress
+
+from memsift.builtin.faiss import FaissStore
+from memsift.records import FloatArray, MemoryRecord
+
+TOPICS = [
+    "the budget review",
+    "my sister's wedding",
+    "the billing migration",
+    "a trip to Lisbon",
+    "learning Spanish",
+    "the marathon plan",
+    "a new espresso machine",
+    "the hiring pipeline",
+    "the dentist appointment",
+    "Ethiopian food",
+    "the quarterly roadmap",
+    "a camping weekend",
+]
+
+
+def texts(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.choice(len(TOPICS), 2, replace=False)
+        out.append(
+            f"Note {i}: talked about {TOPICS[a]} and {TOPICS[b]}; follow up on day {i % 28 + 1}"
+        )
+    return out
+
+
+def unit_vectors(n: int, dims: int, seed: int) -> FloatArray:
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, dims), dtype=np.float32)
+    for start in range(0, n, 100_000):
+        block = rng.standard_normal((min(100_000, n - start), dims), dtype=np.float32)
+        block /= np.linalg.norm(block, axis=1, keepdims=True)
+        out[start : start + len(block)] = block
+    return out
+
+
+def records(n: int, users: int, start: int = 0) -> list[MemoryRecord]:
+    stamp = "2026-01-01T00:00:00.000000+00:00"
+    return [
+        MemoryRecord(
+            id=f"m{i}",
+            memory=f"memory number {i}",
+            hash=f"{i:032x}",
+            metadata={"i": i},
+            user_id=f"user{i % users}",
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def fill(store: FaissStore, vectors: FloatArray, users: int, progress: Progress | None) -> None:
+    n = len(vectors)
+    task = progress.add_task("filling store", total=n) if progress else None
+    for start in range(0, n, 20_000):
+        stop = min(n, start + 20_000)
+        store.insert(records(stop - start, users, start), vectors[start:stop])
+        if progress and task is not None:
+            progress.update(task, completed=stop)
+    if progress and task is not None:
+        progress.remove_task(task)
+
+
+def ms(samples: list[float]) -> tuple[float, float]:
+    arr = np.array(samples) * 1000
+    return float(np.percentile(arr, 50)), float(np.percentile(arr, 95))
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+__all__ = ["TOPICS", "fill", "ms", "records", "texts", "timed", "unit_vectors"]
