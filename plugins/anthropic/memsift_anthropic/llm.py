@@ -19,10 +19,8 @@ The SDK is imported when the provider is built, never when the plugin loads.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import logging
-import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -37,9 +35,9 @@ from memsift import (
     Usage,
 )
 from memsift.completions import ResponseFormat, format_kind
+from memsift.kit.clients import ClientPair
 from memsift.kit.hosted import (
     clean_error,
-    close_on_loop,
     error_message,
     retry_after,
     retryable_status,
@@ -80,14 +78,6 @@ FINISH_REASONS = {
 OBJECT_PREFILL = "{"
 
 
-@dataclass
-class _AsyncClient:
-    """The async SDK client and the event loop its connections belong to."""
-
-    loop: asyncio.AbstractEventLoop
-    client: AsyncAnthropic
-
-
 @dataclass(frozen=True)
 class _Request:
     """One call, ready to send: the SDK's keyword arguments, and how to read the answer."""
@@ -107,9 +97,9 @@ class AnthropicLLM(LLM):
         super().__init__(config)
         # Load the SDK now, so the first call does not pay for the import.
         importlib.import_module("anthropic")
-        self._lock = threading.Lock()
-        self._sync: Anthropic | None = None
-        self._async: _AsyncClient | None = None
+        self._clients: ClientPair[Anthropic, AsyncAnthropic] = ClientPair(
+            self._build_sync, self._build_async
+        )
 
     @property
     def capabilities(self) -> LLMCapabilities:
@@ -332,48 +322,42 @@ class AnthropicLLM(LLM):
             raise LLMError(PROVIDER, f"no API key: set api_key or {API_KEY_ENV[0]}")
         return key.get_secret_value()
 
-    def _sync_client(self) -> Anthropic:
-        with self._lock:
-            if self._sync is None:
-                from anthropic import Anthropic, DefaultHttpxClient
+    def _build_sync(self) -> Anthropic:
+        from anthropic import Anthropic, DefaultHttpxClient
 
-                cfg = self.config
-                http = DefaultHttpxClient(
-                    timeout=cfg.timeout, event_hooks={"response": [self._check_retry]}
-                )
-                self._sync = Anthropic(
-                    api_key=self._api_key(),
-                    base_url=cfg.base_url,
-                    timeout=cfg.timeout,
-                    max_retries=cfg.max_retries,
-                    http_client=http,
-                )
-            return self._sync
+        cfg = self.config
+        http = DefaultHttpxClient(
+            timeout=cfg.timeout, event_hooks={"response": [self._check_retry]}
+        )
+        return Anthropic(
+            api_key=self._api_key(),
+            base_url=cfg.base_url,
+            timeout=cfg.timeout,
+            max_retries=cfg.max_retries,
+            http_client=http,
+        )
+
+    def _build_async(self) -> AsyncAnthropic:
+        from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+
+        cfg = self.config
+        http = DefaultAsyncHttpxClient(
+            timeout=cfg.timeout, event_hooks={"response": [self._acheck_retry]}
+        )
+        return AsyncAnthropic(
+            api_key=self._api_key(),
+            base_url=cfg.base_url,
+            timeout=cfg.timeout,
+            max_retries=cfg.max_retries,
+            http_client=http,
+        )
+
+    def _sync_client(self) -> Anthropic:
+        return self._clients.sync()
 
     def _async_client(self) -> AsyncAnthropic:
         """The async client of the running event loop (its connections belong to it)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            current = self._async
-            if current is not None and current.loop is loop:
-                return current.client
-            from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
-
-            cfg = self.config
-            http = DefaultAsyncHttpxClient(
-                timeout=cfg.timeout, event_hooks={"response": [self._acheck_retry]}
-            )
-            client = AsyncAnthropic(
-                api_key=self._api_key(),
-                base_url=cfg.base_url,
-                timeout=cfg.timeout,
-                max_retries=cfg.max_retries,
-                http_client=http,
-            )
-            self._async = _AsyncClient(loop, client)
-        if current is not None:
-            close_on_loop(current.loop, current.client.close)
-        return client
+        return self._clients.for_running_loop()
 
     def _check_retry(self, response: httpx2.Response) -> None:
         """Tell the SDK not to retry when the server asks for a wait over the cap."""
@@ -387,25 +371,10 @@ class AnthropicLLM(LLM):
 
     def close(self) -> None:
         """Close the SDK clients; the next call opens new ones."""
-        with self._lock:
-            sync, self._sync = self._sync, None
-            handle, self._async = self._async, None
-        if sync is not None:
-            sync.close()
-        if handle is not None:
-            close_on_loop(handle.loop, handle.client.close)
+        self._clients.close()
 
     async def aclose(self) -> None:
-        with self._lock:
-            sync, self._sync = self._sync, None
-            handle, self._async = self._async, None
-        if sync is not None:
-            sync.close()
-        if handle is not None:
-            if handle.loop is asyncio.get_running_loop():
-                await handle.client.close()
-            else:
-                close_on_loop(handle.loop, handle.client.close)
+        await self._clients.aclose()
 
 
 def _field(item: object, name: str) -> object:

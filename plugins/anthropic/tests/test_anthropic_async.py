@@ -60,7 +60,7 @@ def test_close_from_sync_code_closes_the_client_on_its_idle_loop(
     loop = asyncio.new_event_loop()
     try:
         assert loop.run_until_complete(llm.acomplete(HI)).text == "You said: Hi"
-        client = llm._async
+        client = llm._clients._async
         assert client is not None
         llm.close()
         assert client.client.is_closed()
@@ -79,7 +79,7 @@ def test_close_from_another_thread_while_the_loop_runs(
     try:
         answer = asyncio.run_coroutine_threadsafe(llm.acomplete(HI), loop).result(10)
         assert answer.text == "You said: Hi"
-        handle = llm._async
+        handle = llm._clients._async
         assert handle is not None
         llm.close()  # submitted to the loop the client belongs to
         deadline = time.monotonic() + 5
@@ -99,7 +99,7 @@ def test_aclose_awaits_the_client_of_this_loop_and_calls_work_again(
 
     async def run() -> None:
         await llm.acomplete(HI)
-        handle = llm._async
+        handle = llm._clients._async
         assert handle is not None
         await llm.aclose()
         assert handle.client.is_closed()

@@ -9,15 +9,14 @@ error body and the request) is never chained to them.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from memsift import ProviderError
-from memsift.kit.hosted import close_on_loop, error_message, scrub
+from memsift.kit.clients import ClientPair
+from memsift.kit.hosted import error_message, scrub
 from memsift_openai.config import API_KEY_ENV, DEFAULT_BASE_URL, OpenAIConnection
 
 if TYPE_CHECKING:
@@ -28,22 +27,12 @@ PROVIDER = "openai"
 NO_KEY = "no-key-required"
 
 
-@dataclass
-class _AsyncClient:
-    """An async SDK client and the event loop its connections belong to."""
-
-    loop: asyncio.AbstractEventLoop
-    client: AsyncOpenAI
-
-
-class Clients:
+class Clients(ClientPair["OpenAI", "AsyncOpenAI"]):
     """The SDK clients of one provider: built on first use, rebuilt after :meth:`close`."""
 
     def __init__(self, config: OpenAIConnection) -> None:
         self.config = config
-        self._lock = threading.Lock()
-        self._sync: OpenAI | None = None
-        self._async: _AsyncClient | None = None
+        super().__init__(self._build_sync, self._build_async)
 
     @property
     def base_url(self) -> str:
@@ -66,49 +55,15 @@ class Clients:
             "max_retries": cfg.max_retries,
         }
 
-    def sync(self) -> OpenAI:
-        with self._lock:
-            if self._sync is None:
-                from openai import OpenAI
+    def _build_sync(self) -> OpenAI:
+        from openai import OpenAI
 
-                self._sync = OpenAI(**self._options())
-            return self._sync
+        return OpenAI(**self._options())
 
-    def for_running_loop(self) -> AsyncOpenAI:
-        """The async client of the running event loop (its connections belong to it)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            current = self._async
-            if current is not None and current.loop is loop:
-                return current.client
-            from openai import AsyncOpenAI
+    def _build_async(self) -> AsyncOpenAI:
+        from openai import AsyncOpenAI
 
-            client = AsyncOpenAI(**self._options())
-            self._async = _AsyncClient(loop, client)
-        if current is not None:
-            close_on_loop(current.loop, current.client.close)
-        return client
-
-    def close(self) -> None:
-        with self._lock:
-            sync, self._sync = self._sync, None
-            handle, self._async = self._async, None
-        if sync is not None:
-            sync.close()
-        if handle is not None:
-            close_on_loop(handle.loop, handle.client.close)
-
-    async def aclose(self) -> None:
-        with self._lock:
-            sync, self._sync = self._sync, None
-            handle, self._async = self._async, None
-        if sync is not None:
-            sync.close()
-        if handle is not None:
-            if handle.loop is asyncio.get_running_loop():
-                await handle.client.close()
-            else:
-                close_on_loop(handle.loop, handle.client.close)
+        return AsyncOpenAI(**self._options())
 
 
 @dataclass(frozen=True)
