@@ -116,7 +116,7 @@ def test_defaults_are_the_ones_chosen_on_conversations() -> None:
     cfg = BM25Config()
     assert (cfg.weight, cfg.top_k, cfg.statistics, cfg.language) == (
         0.3,
-        100,
+        50,
         "collection",
         "english",
     )

@@ -1,5 +1,5 @@
 """The keyword index of the `faiss` store: an FTS5 table kept in the same transaction as every
-write, rebuilt when missing, BM25 with statistics from the whole collection, and answers
+write, rebuilt when missing, BM25 with statistics from the scope, and answers
 under exactly the filters of the vector stage."""
 
 from __future__ import annotations
@@ -98,24 +98,56 @@ def test_keyword_hits_carry_the_true_vector_score(tmp_path: Path) -> None:
     store.close()
 
 
-def test_statistics_come_from_the_whole_collection(tmp_path: Path) -> None:
-    """FTS5's BM25 (idf = ln((N - n + 0.5) / (n + 0.5))): N and n count every memory of the
-    store, not only the filtered set; lengths count the indexed scope ids too (one token
-    here)."""
-    store = filled(tmp_path)
-    scores = store.keyword_scores("miami", ["id0", "id4", "id1"])
-    assert set(scores) == {"id0", "id4"}  # id1 has no query term
+def bm25_reference(texts: list[str], query: str) -> dict[int, float]:
+    """Okapi BM25 (k1 1.2, b 0.75, FTS5's idf ln((N - n + 0.5) / (n + 0.5))) of each text
+    that holds a query term, every statistic taken from ``texts``."""
     analyzer = Analyzer()
-    docs = [[*analyzer.terms(t), "u"] for t in TEXTS]
-    n, df = len(docs), sum("miami" in d for d in docs)
-    idf = math.log((n - df + 0.5) / (df + 0.5))
-    avg = sum(len(d) for d in docs) / n
-    for i in (0, 4):
-        tf, length = Counter(docs[i])["miami"], len(docs[i])
-        expected = idf * tf * 2.2 / (tf + 1.2 * (1 - 0.75 + 0.75 * length / avg))
-        assert scores[f"id{i}"] == pytest.approx(expected, rel=1e-6)
-    scoped = store.keyword_search("miami", filters=parse_filter({"user_id": "u1"}), limit=5)
-    assert {h.record.id: h.score for h in scoped} == pytest.approx(scores)  # same statistics
+    docs = [analyzer.terms(t) for t in texts]
+    n, avg = len(docs), sum(len(d) for d in docs) / len(docs)
+    out: dict[int, float] = {}
+    for term in analyzer.query_terms(query):
+        df = sum(term in d for d in docs)
+        idf = max(1e-6, math.log((n - df + 0.5) / (df + 0.5)))
+        for i, d in enumerate(docs):
+            tf = Counter(d)[term]
+            if tf:
+                norm = 1.2 * (1 - 0.75 + 0.75 * len(d) / avg)
+                out[i] = out.get(i, 0.0) + idf * tf * 2.2 / (tf + norm)
+    return out
+
+
+def test_statistics_come_from_the_scope(tmp_path: Path) -> None:
+    """N, n and the average length count the memories of the scope the filter pins (the
+    whole collection when it pins none), whatever the filter's other conditions."""
+    store = filled(tmp_path)
+    scores = store.keyword_scores("miami", ["id0", "id4", "id1"])  # no scope: the store
+    assert set(scores) == {"id0", "id4"}  # id1 has no query term
+    whole = bm25_reference(TEXTS, "miami")
+    assert scores == pytest.approx({f"id{i}": s for i, s in whole.items()}, rel=1e-9)
+    u1 = parse_filter({"user_id": "u1"})
+    own = [t for i, t in enumerate(TEXTS) if i % 2 == 0]  # u1 holds the even ones
+    expected = {f"id{2 * i}": s for i, s in bm25_reference(own, "miami kate").items()}
+    scoped = store.keyword_search("miami kate", filters=u1, limit=5)
+    assert {h.record.id: h.score for h in scoped} == pytest.approx(expected, rel=1e-9)
+    assert store.keyword_scores("miami kate", list(expected), filters=u1) == pytest.approx(
+        expected, rel=1e-9
+    )
+    narrower = parse_filter({"AND": [{"user_id": "u1"}, {"i": {"gte": 4}}]})
+    hits = store.keyword_search("miami kate", filters=narrower, limit=5)
+    assert {h.record.id: h.score for h in hits} == pytest.approx({"id4": expected["id4"]})
+    store.close()
+
+
+def test_long_memories_count_every_term(tmp_path: Path) -> None:
+    """Lengths of 128 terms and more (a multi-byte size in FTS5's document sizes) count."""
+    texts = [" ".join(f"word{j}" for j in range(n)) + " kite" for n in (5, 130, 400, 20000)]
+    texts += [f"filler number {j}" for j in range(8)]  # kite in 4 of 12: a positive idf
+    store = open_store(tmp_path)
+    store.insert([rec(i, t) for i, t in enumerate(texts)], unit(len(texts)))
+    scores = store.keyword_scores("kite", [f"id{i}" for i in range(len(texts))])
+    expected = bm25_reference(texts, "kite")
+    assert len(expected) == 4 and len(set(expected.values())) == 4
+    assert scores == pytest.approx({f"id{i}": s for i, s in expected.items()}, rel=1e-9)
     store.close()
 
 
@@ -273,11 +305,14 @@ def test_a_store_without_any_memory_has_an_empty_index(tmp_path: Path) -> None:
 def test_pool_scores_reuse_the_last_match_only_while_it_is_current(tmp_path: Path) -> None:
     store = filled(tmp_path)
     u1 = parse_filter({"user_id": "u1"})
-    fresh = store.keyword_scores("kate miami", ["id0", "id2", "id4"])  # by SQL
+    pool = ["id0", "id2", "id4"]
+    fresh = store.keyword_scores("kate miami", pool, filters=u1)  # by SQL
     store.keyword_search("kate miami", filters=u1, limit=1)  # remembers the scope's matches
-    assert store.keyword_scores("kate miami", ["id0", "id2", "id4"], filters=u1) == fresh
+    assert store.keyword_scores("kate miami", pool, filters=u1) == fresh
     store.insert([rec(60, "kate kate kate", "u1")], unit(1, seed=8))  # statistics change
-    after = store.keyword_scores("kate miami", ["id0", "id2", "id4"], filters=u1)
-    assert after == store.keyword_scores("kate miami", ["id0", "id2", "id4"])
+    after = store.keyword_scores("kate miami", pool, filters=u1)
+    own = [t for i, t in enumerate(TEXTS) if i % 2 == 0] + ["kate kate kate"]
+    reference = bm25_reference(own, "kate miami")
+    assert after == pytest.approx({f"id{2 * i}": reference[i] for i in (0, 2)}, rel=1e-9)
     assert after["id0"] != fresh["id0"]
     store.close()

@@ -92,7 +92,7 @@ class SearchConfig(BaseModel):
     """The first-stage options of every search (the config section ``search``).
 
     ``hybrid``: also ask the store's keyword index (BM25 over the same filtered set, term
-    statistics from the whole collection) for candidates and fuse them with the vector
+    statistics from the whole scoped collection) for candidates and fuse them with the vector
     stage's (DESIGN 3.2). ``"auto"`` (the default) turns it on where it was measured to help:
     for a search that reranks with a reranker that reads keyword scores (the built-in
     ``bm25``), on a store that has a keyword index; ``True`` for every search, ``False``

@@ -4,7 +4,7 @@ fusion into one candidate list, and the keyword scores a lexical reranker reads.
 **The plan.** A search asks the store for ``fetch = max(top_k, P)`` vector candidates (``P``
 the reranker's pool when reranking applies). With the hybrid stage on, it also asks the
 store's keyword index (BM25 over the same filtered set, term statistics from the whole
-collection) for ``keyword_top_k`` candidates (default 10; ``None``: ``fetch``), and fuses the
+scoped collection) for ``keyword_top_k`` candidates (default 10; ``None``: ``fetch``), and fuses the
 two lists:
 
 - ``"rrf"`` (the default): reciprocal-rank fusion, ``score = sum over the lists of

@@ -8,15 +8,16 @@ what conversational memory is asked about. The score of a candidate is
 Scores lie in [0, 1] and rank the pool; they are relative to it, not absolute relevance.
 
 **Term statistics.** With ``statistics: "collection"`` (the default) and a store that has a
-keyword index, the BM25 scores are the store's (term statistics from the whole collection,
-the store's analyzer; the search pipeline hands them over as
+keyword index, the BM25 scores are the store's (the store's analyzer; term statistics from
+the whole scoped collection -- for the ``faiss`` store, every memory of the scope the filter
+pins, not only the pool; the search pipeline hands them over as
 :attr:`~memsift.records.Candidate.keyword_score`), and the hybrid first stage's ``"auto"``
 default adds the keyword index's own candidates to the pool. Otherwise (``"pool"``, a store
 without a keyword index, or a direct ``rerank(query, documents)`` call) BM25 is computed over
 the pool itself, its texts analysed by this reranker's own :class:`~memsift.lexical.Analyzer`
-(``language``, ``stemming``, ``stopwords``).
+(``language``, ``stemming``, ``stopwords``; ``k1`` and ``b`` apply to this pool BM25).
 
-The defaults (weight 0.3, a pool of 100, collection statistics) were chosen on the REALTALK
+The defaults (weight 0.3, a pool of 50, collection statistics) were chosen on the REALTALK
 conversations among the settings that keep two BEIR passage sets within 0.01 nDCG@10 of the
 vector order (README, "Retrieval quality").
 """
@@ -42,13 +43,17 @@ class BM25Config(RerankerConfig):
     """Config of the ``bm25`` reranker."""
 
     top_k: int | None = Field(
-        default=100, ge=1, le=1000, description="candidate pool size (default 100)"
+        default=50, ge=1, le=1000, description="candidate pool size (default 50)"
     )
     weight: float = Field(
         default=0.3, ge=0.0, le=1.0, description="share of BM25 in the fused score"
     )
-    k1: float = Field(default=1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation")
-    b: float = Field(default=0.75, ge=0.0, le=1.0, description="BM25 length normalisation")
+    k1: float = Field(
+        default=1.2, ge=0.0, le=10.0, description="BM25 term-frequency saturation (pool BM25)"
+    )
+    b: float = Field(
+        default=0.75, ge=0.0, le=1.0, description="BM25 length normalisation (pool BM25)"
+    )
     statistics: Literal["collection", "pool"] = Field(
         default="collection",
         description="term statistics: the store's keyword index (collection) or the pool",

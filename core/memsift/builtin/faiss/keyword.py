@@ -1,6 +1,6 @@
 """The keyword index of the ``faiss`` store: an SQLite FTS5 table over the memories' terms,
-kept in the same transaction as every write, ranked by FTS5's BM25 with statistics from the
-whole collection.
+kept in the same transaction as every write, ranked by BM25 with the term statistics of the
+scope searched (see :func:`top_matches`).
 
 **Layout.** Each memory's text is analysed in Python by the store's
 :class:`~memsift.lexical.Analyzer` (case folding, numbers and dates kept whole, stop words,
@@ -10,7 +10,7 @@ rowid is the memory's slot (``content='memories', content_rowid='slot'``): the t
 stored once, and FTS5's own tokenizer (``ascii`` with the characters numbers and dates keep
 as token characters) only splits them on the spaces. Queries are analysed by the same
 analyzer, so the index and the query always agree. The scope ids are indexed as a
-pre-filter (weight 0 in BM25, see :func:`match_expression`). The analyzer's signature is
+pre-filter (see :func:`match_expression`). The analyzer's signature is
 recorded in ``meta`` as ``keyword_analyzer`` (absent: no keyword index).
 
 **Keeping it in step.** Every write transaction reads that signature, and when an index
@@ -27,14 +27,17 @@ transaction; opening with ``keyword_index: false`` drops it, so writes do not pa
 
 **Searching.** The query's distinct terms become an FTS5 ``OR`` of quoted terms; the filter
 compiler's SQL restricts the match (joined to ``memories`` by slot), so the keyword stage
-answers exactly the filtered set, like the vector stage. Note that FTS5 scores every
-document of the whole collection that matches a query term before the filter applies: the
-cost grows with how common the query's terms are in the whole store.
+answers exactly the filtered set, like the vector stage. FTS5 finds the scope's memories that
+hold a query term (the scope ids are indexed as a pre-filter); BM25 is computed over them in
+Python from their stored terms, with the scope's statistics (its size and average length
+from FTS5's table of document sizes), so the cost grows with the scope's size and with how
+common the query's terms are in it, not with the whole store.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sqlite3
 from collections.abc import Sequence
@@ -60,8 +63,6 @@ _CREATE = (
     f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5({_COLS}, content='memories', "
     f"content_rowid='slot', tokenize=\"{FTS_TOKENIZE}\")"
 )
-#: bm25 weights per column: only the terms count.
-_BM25 = f"bm25({FTS_TABLE}, 1.0, 0.0, 0.0, 0.0)"
 _ANALYZERS: dict[str, Analyzer] = {}
 
 
@@ -182,23 +183,116 @@ def match_expression(analyzer: Analyzer, query: str, filters: Filter) -> str | N
     return " AND ".join(parts)
 
 
+#: BM25's parameters (those of FTS5's own ``bm25()`` and of most engines).
+K1 = 1.2
+B = 0.75
+_JOIN = f"FROM {FTS_TABLE} JOIN memories AS m ON m.slot = {FTS_TABLE}.rowid"
+
+
+def split_expression(expression: str) -> tuple[list[str], str]:
+    """The query terms of a :func:`match_expression`, and its scope part (``""``: none).
+
+    The terms part comes first and ends at the first ``)`` (terms hold no quote or
+    parenthesis: the analyzer makes them of letters, digits and ``_.:/-``)."""
+    end = expression.index(")") + 1
+    head, scope = expression[:end], expression[end:].removeprefix(" AND ")
+    inner = head[head.index("(") + 1 : -1]
+    return [t.strip().strip('"') for t in inner.split(" OR ")], scope
+
+
+def _scope_statistics(conn: sqlite3.Connection, scope: str) -> tuple[int, float]:
+    """How many memories the scope part of an expression selects, and their average number
+    of terms (the whole collection when there is no scope part).
+
+    The lengths are FTS5's own (its ``docsize`` table: each row's column sizes, in tokens,
+    as varints; the terms column first), which spares reading the memories' rows."""
+    if scope:
+        rows = conn.execute(
+            f"SELECT d.sz FROM {FTS_TABLE} JOIN {FTS_TABLE}_docsize AS d "
+            f"ON d.id = {FTS_TABLE}.rowid WHERE {FTS_TABLE} MATCH ?",
+            (scope,),
+        ).fetchall()
+    else:
+        rows = conn.execute(f"SELECT sz FROM {FTS_TABLE}_docsize").fetchall()
+    if not rows:
+        return 0, 0.0
+    return len(rows), sum(_first_varint(r[0]) for r in rows) / len(rows)
+
+
+def _first_varint(blob: bytes) -> int:
+    """The first of SQLite's varints in ``blob`` (7 bits a byte, high bit: more follow)."""
+    value = 0
+    for byte in blob:
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value
+    return value
+
+
+def scored_matches(
+    conn: sqlite3.Connection, expression: str, where: str = "1", params: Sequence[Any] = ()
+) -> list[tuple[int, str, float, bool]]:
+    """Every memory of the expression's scope that holds a query term: ``(slot, id, bm25,
+    whether it satisfies where)``, bm25 with the statistics of that scope (see
+    :func:`top_matches`)."""
+    terms, scope = split_expression(expression)
+    n, avg = _scope_statistics(conn, scope)
+    rows = conn.execute(
+        f"SELECT {FTS_TABLE}.rowid, m.id, m.terms, ({where}) {_JOIN} WHERE {FTS_TABLE} MATCH ?",
+        (*params, expression),
+    ).fetchall()
+    if not rows:
+        return []
+    wanted = set(terms)
+    counted = []
+    df = dict.fromkeys(terms, 0)
+    for slot, memory_id, text, ok in rows:
+        doc = (text or "").split()
+        tf: dict[str, int] = {}
+        for t in doc:
+            if t in wanted:
+                tf[t] = tf.get(t, 0) + 1
+        for t in tf:
+            df[t] += 1
+        counted.append((int(slot), str(memory_id), tf, len(doc), bool(ok)))
+    # FTS5's idf: ln((N - n + 0.5) / (n + 0.5)), at least 1e-6 (a term in most memories)
+    idf = {t: max(1e-6, math.log((n - k + 0.5) / (k + 0.5))) for t, k in df.items()}
+    norm = K1 / (avg or 1.0)
+    out = []
+    for slot, memory_id, tf, length, ok in counted:
+        d = K1 * (1.0 - B) + B * norm * length
+        out.append(
+            (slot, memory_id, sum(idf[t] * f * (K1 + 1.0) / (f + d) for t, f in tf.items()), ok)
+        )
+    return out
+
+
 def top_matches(
     conn: sqlite3.Connection, expression: str, filters: Filter, limit: int
 ) -> list[tuple[int, str, float]]:
     """The best ``limit`` ``(slot, id, bm25)`` of the memories that satisfy ``filters``
-    (bm25 positive, higher is better)."""
+    (bm25 positive, higher is better; ties by slot).
+
+    BM25 (k1 1.2, b 0.75, FTS5's idf) takes its term statistics -- the number of memories,
+    their average length, how many hold each term -- from the **scope**: the memories of the
+    scope ids ``filters`` pins (the expression's scope part; the whole collection when it
+    pins none). A tenant's own memories say which of its words are informative; a name that
+    appears in every one of its memories is not, however rare it is in the whole store. The
+    filter's other conditions decide which memories are answered, not the statistics, so a
+    memory's score is the same in every search of its scope (and :func:`scores_of` agrees).
+    The scope is as the index's pre-filter sees it: an id's phrase (``alice`` also counts
+    the memories of ``alice smith``), none for an id without a token character.
+    """
     params: list[Any]
     if isinstance(filters, MatchAll):
         where, params = "1", []
     else:
         where, params = compile_sql(filters, column_prefix="m.")
-    rows = conn.execute(
-        f"SELECT {FTS_TABLE}.rowid, m.id, {_BM25} AS s FROM {FTS_TABLE} "
-        f"JOIN memories AS m ON m.slot = {FTS_TABLE}.rowid "
-        f"WHERE {FTS_TABLE} MATCH ? AND {where} ORDER BY s LIMIT ?",
-        (expression, *params, int(limit)),
-    ).fetchall()
-    return [(int(slot), str(i), -float(score)) for slot, i, score in rows]
+    found = [
+        (s, i, score) for s, i, score, ok in scored_matches(conn, expression, where, params) if ok
+    ]
+    found.sort(key=lambda x: (-x[2], x[0]))
+    return found[: int(limit)]
 
 
 #: How many matches of its last keyword search a store remembers the scores of.
@@ -225,24 +319,18 @@ class Remembered:
 
 
 def scores_of(conn: sqlite3.Connection, expression: str, ids: Sequence[str]) -> dict[str, float]:
-    """The bm25 of each of ``ids`` that matches the expression."""
-    out: dict[str, float] = {}
-    for chunk in chunks(list(ids), 500):
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT m.id, {_BM25} FROM {FTS_TABLE} "
-            f"JOIN memories AS m ON m.slot = {FTS_TABLE}.rowid "
-            f"WHERE {FTS_TABLE} MATCH ? AND +m.id IN ({marks})",  # + : the match drives
-            (expression, *chunk),
-        ).fetchall()
-        out.update((str(i), -float(s)) for i, s in rows)
-    return out
+    """The bm25 of each of ``ids`` that matches the expression (the statistics of
+    :func:`top_matches`)."""
+    wanted = set(ids)
+    return {i: score for _, i, score, _ in scored_matches(conn, expression) if i in wanted}
 
 
 __all__ = [
     "FTS_TABLE",
     "FTS_TOKENIZE",
+    "K1",
     "REMEMBER",
+    "B",
     "Remembered",
     "add",
     "analyzer_of",
@@ -255,6 +343,8 @@ __all__ = [
     "rebuild",
     "recorded",
     "remove",
+    "scored_matches",
     "scores_of",
+    "split_expression",
     "top_matches",
 ]
