@@ -61,7 +61,7 @@ class Candidate:
     """What a reranker sees of one candidate: its text, its vector score and its record.
 
     ``keyword_score`` is the store's BM25 score of the candidate for the query (term
-    statistics from the whole collection; 0.0 when it matches no query term), given to a
+    statistics of the scope searched; 0.0 when it matches no query term), given to a
     reranker that declares :attr:`~memsift.interfaces.Reranker.uses_keyword_scores` when the
     store has a keyword index; None otherwise.
     """
@@ -101,7 +101,7 @@ class VectorHit:
 @dataclass(frozen=True)
 class KeywordHit:
     """A keyword-stage candidate: the record, its BM25 score (higher is better, term
-    statistics from the whole collection) and its vector similarity to the query (None when
+    statistics of the scope searched) and its vector similarity to the query (None when
     no query vector was given)."""
 
     record: MemoryRecord
