@@ -11,8 +11,8 @@
   default run when that version is older than this tree's; otherwise ``plugin-<name>``
   already tests the plugin against it);
 - ``cross``: the cross-package tests (``tests/cross``: the full-stack config);
-- ``llamacpp``: the openai plugin end to end against llama.cpp's OpenAI-compatible server
-  (``llama-cpp-python[server]``, built from source, with a small GGUF model from PyPI);
+- ``llamacpp``: the openai and llm plugins end to end against llama.cpp's OpenAI-compatible
+  server (``llama-cpp-python[server]``, built from source, with a small GGUF model from PyPI);
 - ``lint`` (ruff) and ``typecheck`` (mypy --strict on the core).
 
 Each session installs what it needs into its own virtualenv. Interpreters installed through
@@ -205,19 +205,21 @@ LLAMA_CPP_CMAKE_ARGS = "-DLLAVA_BUILD=OFF -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML
 
 @nox.session
 def llamacpp(session: nox.Session) -> None:
-    """plugins/openai end to end against llama.cpp's server (plugins/openai/tests/e2e)."""
+    """plugins/openai and plugins/llm end to end against llama.cpp's server (their
+    tests/e2e, one pytest run each: each starts its own server)."""
     build = {
         "CMAKE_ARGS": LLAMA_CPP_CMAKE_ARGS,
         "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2),
     }
     session.install(LLAMA_CPP, GGUF_MODEL, env=build)
     session.install("-e", ".[offline,test]")
-    session.install("-e", "plugins/openai[test]")
-    session.run(
-        "pytest",
-        *(session.posargs or ["-q", "-rs", "plugins/openai/tests/e2e"]),
-        env={"MEMSIFT_E2E_LLAMACPP": "1"},
-    )
+    session.install("-e", "plugins/openai[test]", "-e", "plugins/llm[test]")
+    env = {"MEMSIFT_E2E_LLAMACPP": "1"}
+    if session.posargs:
+        session.run("pytest", *session.posargs, env=env)
+        return
+    for plugin in ("openai", "llm"):
+        session.run("pytest", "-q", "-rs", f"plugins/{plugin}/tests/e2e", env=env)
 
 
 @nox.session

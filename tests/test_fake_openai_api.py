@@ -218,3 +218,74 @@ def test_embedding_limits(api: FakeOpenAI) -> None:
     _, _, answer = post(api, "/embeddings", {"model": "m", "input": ["a"]})
     assert len(answer["data"][0]["embedding"]) == FakeOpenAI.default_embedding_dims - 1
     api.verify()
+
+
+def chat(text: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-5-mini", "messages": [{"role": "user", "content": text}], **extra}
+
+
+def test_a_responder_answers_each_request_by_its_content(api: FakeOpenAI) -> None:
+    def respond(body: dict[str, Any]) -> Reply | Fault | str | None:
+        said = body["messages"][-1]["content"]
+        if said == "fail":
+            return Fault(503)
+        if said == "default":
+            return None
+        return Reply(f"echo {said}") if said.startswith("r") else said.upper()
+
+    api.responder = respond
+    answers = {}
+    for text in ("red", "green", "default"):
+        status, _, body = post(api, "/chat/completions", chat(text))
+        assert status == 200
+        answers[text] = body["choices"][0]["message"]["content"]
+    assert answers == {"red": "echo red", "green": "GREEN", "default": "You said: default"}
+    status, _, body = post(api, "/chat/completions", chat("fail"))
+    assert status == 503 and "server had an error" in body["error"]["message"]
+    # scripted replies and queued faults come first, then the responder again
+    api.reply("scripted")
+    api.fail(Fault(429))
+    assert post(api, "/chat/completions", chat("red"))[0] == 429
+    assert post(api, "/chat/completions", chat("red"))[2]["choices"][0]["message"]["content"] == (
+        "scripted"
+    )
+    assert post(api, "/chat/completions", chat("red"))[2]["choices"][0]["message"]["content"] == (
+        "echo red"
+    )
+    api.reset()
+    assert api.responder is None
+
+
+def test_concurrent_requests_each_get_their_answer_and_are_counted(api: FakeOpenAI) -> None:
+    import concurrent.futures
+
+    api.delay = 0.3
+    api.responder = lambda body: body["messages"][-1]["content"][::-1]
+    texts = [f"request {i}" for i in range(12)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=12) as pool:
+        results = list(pool.map(lambda t: post(api, "/chat/completions", chat(t)), texts))
+    assert [r[2]["choices"][0]["message"]["content"] for r in results] == [t[::-1] for t in texts]
+    assert api.max_in_flight == 12, "every request was answered after the same delay, together"
+    assert api.in_flight == 0
+
+
+def test_scripted_token_logprobs(api: FakeOpenAI) -> None:
+    tokens = [{"Yes": math.log(0.6), "No": math.log(0.3), " yes": math.log(0.05)}, {"!": -0.01}]
+    api.reply(Reply(tokens=tokens), Reply(tokens=tokens), Reply(tokens=tokens, logprobs="omit"))
+    _, _, body = post(api, "/chat/completions", chat("q", logprobs=True, top_logprobs=2))
+    choice = body["choices"][0]
+    assert choice["message"]["content"] == "Yes!"
+    first, second = choice["logprobs"]["content"]
+    assert first["token"] == "Yes" and first["logprob"] == pytest.approx(math.log(0.6))
+    assert [t["token"] for t in first["top_logprobs"]] == ["Yes", "No"], "cut to top_logprobs"
+    assert second["token"] == "!"
+    _, _, body = post(api, "/chat/completions", chat("q"))  # not asked: none
+    assert body["choices"][0]["logprobs"] is None
+    assert body["choices"][0]["message"]["content"] == "Yes!"
+    _, _, body = post(api, "/chat/completions", chat("q", logprobs=True))
+    assert body["choices"][0]["logprobs"] is None, "'omit' is a server that ignores the request"
+    api.supports_logprobs = False
+    api.reply(Reply("No", tokens=tokens))
+    _, _, body = post(api, "/chat/completions", chat("q", logprobs=True, top_logprobs=2))
+    assert body["choices"][0]["logprobs"] is None
+    assert body["choices"][0]["message"]["content"] == "No", "content wins over the tokens"

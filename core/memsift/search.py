@@ -17,7 +17,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +80,17 @@ class ScoreCache:
 # --------------------------------------------------------------------------- the stage
 
 
+class RerankScores(list[float]):
+    """Scores a reranker returns from ``score_candidates`` / ``ascore_candidates`` with what
+    it reports about the call: ``details``, JSON-able entries (token usage, the scoring
+    method) that the stage adds to the ``rerank`` block beside its own keys (which win).
+    A plain list reports nothing."""
+
+    def __init__(self, scores: Iterable[float] = (), details: Mapping[str, Any] | None = None):
+        super().__init__(scores)
+        self.details: dict[str, Any] = dict(details or {})
+
+
 @dataclass
 class RerankOutcome:
     """What the rerank stage did; becomes the response's ``rerank`` block."""
@@ -93,9 +104,10 @@ class RerankOutcome:
     cache_hits: int = 0
     error: str | None = None
     scores: list[float] | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     def block(self) -> dict[str, Any]:
-        return {
+        block = {
             "provider": self.provider,
             "model": self.model,
             "applied": self.applied,
@@ -104,6 +116,8 @@ class RerankOutcome:
             "cache_hits": self.cache_hits,
             "error": self.error,
         }
+        block.update((k, v) for k, v in self.details.items() if k not in block)
+        return block
 
 
 @dataclass
@@ -205,6 +219,8 @@ class RerankStage:
         try:
             if error is not None:
                 raise error
+            if isinstance(fresh, RerankScores):
+                outcome.details.update(fresh.details)
             outcome.scores = self._merge(query, hits, attempt.cached, attempt.missing, fresh)
             outcome.applied = True
         except Exception as exc:
@@ -349,6 +365,7 @@ __all__ = [
     "MAX_TOP_K",
     "SCOPE_STAR_PROBLEM",
     "RerankOutcome",
+    "RerankScores",
     "RerankStage",
     "ScoreCache",
     "SearchEvent",

@@ -15,7 +15,10 @@ pytest-httpserver (in ``memsift[testing]``) and is opt-in: import it from this m
         api.verify()
 
 Chat answers are scripted per request with :meth:`FakeOpenAI.reply` (text, log-probs or none,
-a finish reason, a delay); without a script the fake answers deterministically (a JSON document
+scripted token log-probs, a finish reason, a delay), or by content with
+:attr:`FakeOpenAI.responder`, a function of the request body that returns the reply (or a
+fault) for it, so that concurrent requests each get their own answer whatever the order
+they arrive in; without either the fake answers deterministically (a JSON document
 valid for the requested schema, a JSON object, or an echo of the last user message). Faults are
 scripted with :meth:`FakeOpenAI.fail`: an HTTP status with OpenAI's error body (401 echoing the
 bearer key, as a worst case for secret scrubbing; 429 with ``Retry-After``; 5xx), a delay
@@ -43,7 +46,7 @@ import base64
 import json
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
@@ -68,6 +71,7 @@ from memsift.testing.fake_openai_wire import (
     json_response,
     last_user_text,
     schema_instance,
+    scripted_logprobs,
     shorten,
 )
 
@@ -77,9 +81,16 @@ __all__ = [
     "Fault",
     "RecordedRequest",
     "Reply",
+    "Responder",
     "fake_embedding",
+    "last_user_text",
     "threaded_server",
 ]
+
+#: What :attr:`FakeOpenAI.responder` is: the JSON body of a chat request -> its answer (a
+#: :class:`Reply`, a ``str`` for ``Reply(text)``, a :class:`Fault`, or None for the fake's
+#: own answer).
+Responder = Callable[[dict[str, Any]], Reply | Fault | str | None]
 
 
 @contextmanager
@@ -105,8 +116,10 @@ class FakeOpenAI:
     Switches (restored by :meth:`reset`): ``supports_logprobs``, ``supports_json_schema``,
     ``supports_json_object``, ``accepts_schema_in_json_object`` (llama.cpp's extension: a
     ``schema`` beside ``{"type": "json_object"}``), ``rejected_params`` (parameter names
-    answered with 400 ``unsupported_parameter``), ``delay`` (seconds before every answer).
-    Observed: ``requests``, ``violations`` and ``max_in_flight``.
+    answered with 400 ``unsupported_parameter``), ``delay`` (seconds before every answer),
+    ``responder`` (the answer of each chat request without a queued fault or scripted reply,
+    from its body; None: the fake's own). Observed: ``requests``, ``violations``,
+    ``in_flight`` and ``max_in_flight`` (the most requests being answered at once).
     """
 
     base_path: ClassVar[str] = "/v1"
@@ -131,6 +144,7 @@ class FakeOpenAI:
     accepts_schema_in_json_object: bool
     rejected_params: set[str]
     delay: float
+    responder: Responder | None
     in_flight: int
     max_in_flight: int
 
@@ -168,6 +182,7 @@ class FakeOpenAI:
             self.accepts_schema_in_json_object = True
             self.rejected_params = set()
             self.delay = 0.0
+            self.responder = None
             self.in_flight = 0
             self.max_in_flight = 0
         self.release.clear()
@@ -264,6 +279,7 @@ class FakeOpenAI:
             queue = self.faults[endpoint]
             fault = queue.popleft() if queue else self.always[endpoint]
             delay = self.delay
+            responder = self.responder if endpoint == "chat" and not self.chat_script else None
         if request.method != "POST":
             return self._violation(f"method {request.method}, expected POST", status=405)
         token = request.headers.get("Authorization", "")
@@ -280,6 +296,13 @@ class FakeOpenAI:
             return self._violation(f"content type {request.content_type!r}")
         if not isinstance(body, dict):
             return self._violation("the body is not a JSON object")
+        answer: Reply | None = None
+        if fault is None and responder is not None:
+            produced = responder(body)
+            if isinstance(produced, Fault):
+                fault = produced
+            else:
+                answer = Reply(produced) if isinstance(produced, str) else produced
         if fault is not None and fault.delay:
             self.release.wait(fault.delay)
         if fault is not None and fault.kind is None and fault.status != 200:
@@ -287,7 +310,7 @@ class FakeOpenAI:
                 self.release.wait(delay)
             return fault_response(fault, token)
         if endpoint == "chat":
-            return self._chat(body, fault, number, delay)
+            return self._chat(body, fault, number, delay, answer)
         if delay:
             self.release.wait(delay)
         return self._embeddings(body, fault)
@@ -295,7 +318,12 @@ class FakeOpenAI:
     # ------------------------------------------------------------------ chat
 
     def _chat(
-        self, body: dict[str, Any], fault: Fault | None, number: int, delay: float
+        self,
+        body: dict[str, Any],
+        fault: Fault | None,
+        number: int,
+        delay: float,
+        scripted: Reply | None = None,
     ) -> Response:
         problem = check_chat(body)
         if problem:
@@ -303,8 +331,10 @@ class FakeOpenAI:
         rejected = self._rejected(body)
         if rejected is not None:
             return rejected
+        item = scripted
         with self._lock:  # a scripted reply answers the first request that gets an answer
-            item = self.chat_script.popleft() if fault is None and self.chat_script else None
+            if item is None and fault is None and self.chat_script:
+                item = self.chat_script.popleft()
         pause = max(delay, item.delay if item is not None else 0.0)
         if pause:
             self.release.wait(pause)
@@ -316,8 +346,8 @@ class FakeOpenAI:
             return Response(page, status=200, content_type="text/html")
         if item is not None and item.refusal is not None:
             text: str | None = None
-        elif item is not None and item.content is not None:
-            text = item.content
+        elif item is not None and item.text() is not None:
+            text = item.text()
         else:
             text = self.answer_text(body)
         finish = reply.finish_reason
@@ -331,7 +361,7 @@ class FakeOpenAI:
             "index": 0,
             "message": message,
             "finish_reason": finish,
-            "logprobs": self._logprobs(body, text or "", reply.logprobs),
+            "logprobs": self._logprobs(body, text or "", reply),
         }
         prompt_tokens = sum(
             len(WORD.findall(content_text(m.get("content"))))
@@ -394,12 +424,14 @@ class FakeOpenAI:
             )
         return None
 
-    def _logprobs(
-        self, body: dict[str, Any], text: str, mode: Literal["auto", "omit", "garbage"]
-    ) -> dict[str, Any] | None:
+    def _logprobs(self, body: dict[str, Any], text: str, reply: Reply) -> dict[str, Any] | None:
+        mode = reply.logprobs
         if not body.get("logprobs") or not self.supports_logprobs or mode == "omit" or not text:
             return None
-        return fake_logprobs(text, int(body.get("top_logprobs") or 0), garbage=mode == "garbage")
+        top_n = int(body.get("top_logprobs") or 0)
+        if reply.tokens is not None and mode == "auto":
+            return scripted_logprobs(reply.tokens, top_n)
+        return fake_logprobs(text, top_n, garbage=mode == "garbage")
 
     # ------------------------------------------------------------------ embeddings
 

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -25,6 +25,7 @@ __all__ = [
     "Reply",
     "check_chat",
     "check_embeddings",
+    "chosen_token",
     "content_text",
     "error_response",
     "fake_embedding",
@@ -33,6 +34,7 @@ __all__ = [
     "json_response",
     "last_user_text",
     "schema_instance",
+    "scripted_logprobs",
     "shorten",
 ]
 
@@ -107,7 +109,11 @@ class Reply:
     log-probs when the request asks and the fake supports them, ``"omit"`` never (a server
     that ignores the request), ``"garbage"`` sends entries that are not log-probabilities
     (positive, for a client to reject); ``refusal``: a refusal message (the content is then
-    ``null``); ``delay``: seconds before answering.
+    ``null``); ``delay``: seconds before answering; ``tokens``: the answer's log-probs as
+    they must be, one mapping per token of alternatives to their log-probabilities (the
+    likeliest is the chosen token; without ``content`` the text is the chosen tokens
+    joined), e.g. ``Reply(tokens=[{"yes": math.log(0.8), "no": math.log(0.2)}])``, sent
+    when the request asks for log-probs (cut to its ``top_logprobs``), as ``"auto"`` says.
     """
 
     content: str | None = None
@@ -115,6 +121,13 @@ class Reply:
     logprobs: Literal["auto", "omit", "garbage"] = "auto"
     refusal: str | None = None
     delay: float = 0.0
+    tokens: Sequence[Mapping[str, float]] | None = None
+
+    def text(self) -> str | None:
+        """The content to send: ``content``, else the chosen ``tokens`` joined, else None."""
+        if self.content is not None or self.tokens is None:
+            return self.content
+        return "".join(chosen_token(alternatives) for alternatives in self.tokens)
 
 
 @dataclass
@@ -313,6 +326,34 @@ def fake_logprobs(text: str, top_n: int, *, garbage: bool = False) -> dict[str, 
                 "logprob": chosen,
                 "bytes": list(piece.encode()),
                 "top_logprobs": top,
+            }
+        )
+    return {"content": entries, "refusal": None}
+
+
+def chosen_token(alternatives: Mapping[str, float]) -> str:
+    """The likeliest token of one position's ``alternatives`` (the first of equals)."""
+    if not alternatives:
+        raise ValueError("a token position needs at least one alternative")
+    return max(alternatives, key=lambda token: alternatives[token])
+
+
+def scripted_logprobs(tokens: Sequence[Mapping[str, float]], top_n: int) -> dict[str, Any]:
+    """The ``logprobs`` of an answer whose tokens are scripted (see :attr:`Reply.tokens`):
+    per position the likeliest token, and the ``top_n`` likeliest alternatives."""
+    entries = []
+    for alternatives in tokens:
+        token = chosen_token(alternatives)
+        ranked = sorted(alternatives.items(), key=lambda pair: -pair[1])[:top_n]
+        entries.append(
+            {
+                "token": token,
+                "logprob": float(alternatives[token]),
+                "bytes": list(token.encode()),
+                "top_logprobs": [
+                    {"token": t, "logprob": float(lp), "bytes": list(t.encode())}
+                    for t, lp in ranked
+                ],
             }
         )
     return {"content": entries, "refusal": None}
