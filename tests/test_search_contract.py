@@ -292,6 +292,31 @@ def test_rerank_block_and_timings(tmp_path: Path) -> None:
         assert timings["total_ms"] >= timings["embed_ms"] + timings["vector_ms"]
 
 
+def test_reranker_details_join_the_block_without_overriding_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reranker that returns ``RerankScores`` reports extras (usage, its method) in the
+    ``rerank`` block; the stage's own keys keep their values."""
+    from memsift.search import RerankScores
+
+    plain = tp.ScriptedReranker.rerank
+
+    def detailed(self: Any, query: str, documents: Any) -> list[float]:
+        details = {"usage": {"prompt_tokens": 7}, "method": "x", "applied": "no", "candidates": 0}
+        return RerankScores(plain(self, query, documents), details)
+
+    monkeypatch.setattr(tp.ScriptedReranker, "rerank", detailed)
+    with build(tmp_path, {"provider": "scripted", "config": {"top_k": 4}}) as m:
+        fill(m)
+        block = m.search("apple", user_id="alice", top_k=2)["rerank"]
+        assert block["usage"] == {"prompt_tokens": 7} and block["method"] == "x"
+        assert block["applied"] is True and block["candidates"] == 4
+        # a plain list reports nothing more than the stage's keys
+        monkeypatch.setattr(tp.ScriptedReranker, "rerank", plain)
+        again = m.search("banana", user_id="alice", top_k=2)["rerank"]
+        assert "usage" not in again and "method" not in again
+
+
 def test_observer_hook_sees_every_search(tmp_path: Path) -> None:
     tp.SEARCH_EVENTS.clear()
     with build(tmp_path, {"provider": "scripted"}) as m:
