@@ -138,6 +138,34 @@ def test_statistics_come_from_the_scope(tmp_path: Path) -> None:
     store.close()
 
 
+def test_scope_statistics_follow_every_write(tmp_path: Path) -> None:
+    """The store keeps each scope's statistics between searches; a write through it, or
+    through another store object on the same path, makes the next search count anew."""
+    store = filled(tmp_path)
+    u1 = parse_filter({"user_id": "u1"})
+    texts = [t for i, t in enumerate(TEXTS) if i % 2 == 0]
+
+    def expected() -> dict[str, float]:
+        ref = bm25_reference(texts, "miami kate")
+        return {f"id{2 * i}": s for i, s in ref.items()}
+
+    def scored() -> dict[str, float]:
+        return {
+            h.record.id: h.score for h in store.keyword_search("miami kate", filters=u1, limit=9)
+        }
+
+    assert scored() == pytest.approx(expected(), rel=1e-9)
+    store.insert([rec(6, "Kate again", "u1")], unit(1, seed=5))  # through this store
+    texts.append("Kate again")
+    assert scored() == pytest.approx(expected(), rel=1e-9)
+    other = open_store(tmp_path)  # another connection, as another process would be
+    other.insert([rec(8, "a note with no names", "u1")], unit(1, seed=6))
+    other.close()
+    texts.append("a note with no names")
+    assert scored() == pytest.approx(expected(), rel=1e-9)
+    store.close()
+
+
 def test_long_memories_count_every_term(tmp_path: Path) -> None:
     """Lengths of 128 terms and more (a multi-byte size in FTS5's document sizes) count."""
     texts = [" ".join(f"word{j}" for j in range(n)) + " kite" for n in (5, 130, 400, 20000)]

@@ -205,7 +205,9 @@ def _scope_statistics(conn: sqlite3.Connection, scope: str) -> tuple[int, float]
     of terms (the whole collection when there is no scope part).
 
     The lengths are FTS5's own (its ``docsize`` table: each row's column sizes, in tokens,
-    as varints; the terms column first), which spares reading the memories' rows."""
+    as varints; the terms column first), which spares reading the memories' rows. This reads
+    one row per memory of the scope: :class:`ScopeStatistics` keeps the answer until the
+    database changes."""
     if scope:
         rows = conn.execute(
             f"SELECT d.sz FROM {FTS_TABLE} JOIN {FTS_TABLE}_docsize AS d "
@@ -219,6 +221,34 @@ def _scope_statistics(conn: sqlite3.Connection, scope: str) -> tuple[int, float]
     return len(rows), sum(_first_varint(r[0]) for r in rows) / len(rows)
 
 
+class ScopeStatistics:
+    """The scope statistics of :func:`_scope_statistics`, kept per scope until the database
+    changes: a write on the connection (``total_changes``) or a commit by any other
+    connection (``PRAGMA data_version``), or another connection object. A store keeps one,
+    so repeated searches of a scope do not read its memories' lengths again."""
+
+    #: How many scopes it remembers (the oldest is forgotten first).
+    SIZE = 256
+
+    def __init__(self) -> None:
+        self._conn: sqlite3.Connection | None = None
+        self._version: tuple[int, int] = (-1, -1)
+        self._known: dict[str, tuple[int, float]] = {}
+
+    def of(self, conn: sqlite3.Connection, scope: str) -> tuple[int, float]:
+        version = (conn.total_changes, int(conn.execute("PRAGMA data_version").fetchone()[0]))
+        if conn is not self._conn or version != self._version:
+            self._conn, self._version = conn, version
+            self._known.clear()
+        found = self._known.get(scope)
+        if found is None:
+            found = _scope_statistics(conn, scope)
+            if len(self._known) >= self.SIZE:
+                del self._known[next(iter(self._known))]
+            self._known[scope] = found
+        return found
+
+
 def _first_varint(blob: bytes) -> int:
     """The first of SQLite's varints in ``blob`` (7 bits a byte, high bit: more follow)."""
     value = 0
@@ -230,13 +260,17 @@ def _first_varint(blob: bytes) -> int:
 
 
 def scored_matches(
-    conn: sqlite3.Connection, expression: str, where: str = "1", params: Sequence[Any] = ()
+    conn: sqlite3.Connection,
+    expression: str,
+    where: str = "1",
+    params: Sequence[Any] = (),
+    statistics: ScopeStatistics | None = None,
 ) -> list[tuple[int, str, float, bool]]:
     """Every memory of the expression's scope that holds a query term: ``(slot, id, bm25,
     whether it satisfies where)``, bm25 with the statistics of that scope (see
     :func:`top_matches`)."""
     terms, scope = split_expression(expression)
-    n, avg = _scope_statistics(conn, scope)
+    n, avg = (ScopeStatistics() if statistics is None else statistics).of(conn, scope)
     rows = conn.execute(
         f"SELECT {FTS_TABLE}.rowid, m.id, m.terms, ({where}) {_JOIN} WHERE {FTS_TABLE} MATCH ?",
         (*params, expression),
@@ -268,7 +302,11 @@ def scored_matches(
 
 
 def top_matches(
-    conn: sqlite3.Connection, expression: str, filters: Filter, limit: int
+    conn: sqlite3.Connection,
+    expression: str,
+    filters: Filter,
+    limit: int,
+    statistics: ScopeStatistics | None = None,
 ) -> list[tuple[int, str, float]]:
     """The best ``limit`` ``(slot, id, bm25)`` of the memories that satisfy ``filters``
     (bm25 positive, higher is better; ties by slot).
@@ -289,7 +327,9 @@ def top_matches(
     else:
         where, params = compile_sql(filters, column_prefix="m.")
     found = [
-        (s, i, score) for s, i, score, ok in scored_matches(conn, expression, where, params) if ok
+        (s, i, score)
+        for s, i, score, ok in scored_matches(conn, expression, where, params, statistics)
+        if ok
     ]
     found.sort(key=lambda x: (-x[2], x[0]))
     return found[: int(limit)]
@@ -318,11 +358,17 @@ class Remembered:
         return {i: self.scores[i] for i in ids if i in self.scores}
 
 
-def scores_of(conn: sqlite3.Connection, expression: str, ids: Sequence[str]) -> dict[str, float]:
+def scores_of(
+    conn: sqlite3.Connection,
+    expression: str,
+    ids: Sequence[str],
+    statistics: ScopeStatistics | None = None,
+) -> dict[str, float]:
     """The bm25 of each of ``ids`` that matches the expression (the statistics of
     :func:`top_matches`)."""
     wanted = set(ids)
-    return {i: score for _, i, score, _ in scored_matches(conn, expression) if i in wanted}
+    found = scored_matches(conn, expression, statistics=statistics)
+    return {i: score for _, i, score, _ in found if i in wanted}
 
 
 __all__ = [
@@ -332,6 +378,7 @@ __all__ = [
     "REMEMBER",
     "B",
     "Remembered",
+    "ScopeStatistics",
     "add",
     "analyzer_of",
     "build",

@@ -400,7 +400,9 @@ class FaissStore(SyncedStore):
                 if expression is None:
                     return []
                 wide = max(limit, keyword.REMEMBER)
-                matches = keyword.top_matches(self._conn, expression, filters, wide)
+                matches = keyword.top_matches(
+                    self._conn, expression, filters, wide, self._scope_statistics
+                )
                 self._remembered = keyword.Remembered(
                     self._keyword_key(expression, filters),
                     {i: score for _, i, score in matches},
@@ -433,7 +435,9 @@ class FaissStore(SyncedStore):
                 last = self._remembered
                 key = self._keyword_key(expression, scope)
                 known = None if last is None else last.scores_of(key, ids)
-                return keyword.scores_of(self._conn, expression, ids) if known is None else known
+                if known is not None:
+                    return known
+                return keyword.scores_of(self._conn, expression, ids, self._scope_statistics)
 
     def _keyword_key(self, expression: str, filters: Filter) -> tuple[str, str, Any]:
         return (expression, repr(filters), (self._data_version, self._generation, self._epoch))

@@ -83,6 +83,7 @@ class SyncedStore(VectorStore):
         self._keyword: str | None = None  # the keyword index's analyzer (SQLite's, as synced)
         self._wanted_analyzer = config.analyzer()  # what the config asks the index to use
         self._remembered: keyword.Remembered | None = None  # the last keyword search's scores
+        self._scope_statistics = keyword.ScopeStatistics()  # BM25 statistics per scope
         self._closed = False
         self._conn = connect(self.db_path)
 
