@@ -55,6 +55,7 @@ from memsift.registrar import ProviderRegistrar
 
 if TYPE_CHECKING:
     from memsift.async_memory import AsyncMemory
+    from memsift.bulk import MemoryItem
     from memsift.memory import Memory
 
 try:  # the version is written once, in the distribution's metadata (pyproject.toml)
@@ -64,7 +65,7 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from an uni
 
 
 def __getattr__(name: str) -> Any:
-    # Memory and AsyncMemory import the whole pipeline; load them on first use.
+    # Memory, AsyncMemory and MemoryItem import the whole pipeline; load them on first use.
     if name == "Memory":
         from memsift.memory import Memory
 
@@ -73,6 +74,10 @@ def __getattr__(name: str) -> Any:
         from memsift.async_memory import AsyncMemory
 
         return AsyncMemory
+    if name == "MemoryItem":
+        from memsift.bulk import MemoryItem
+
+        return MemoryItem
     raise AttributeError(f"module 'memsift' has no attribute {name!r}")
 
 
@@ -94,6 +99,7 @@ __all__ = [
     "LLMResponseError",
     "Memory",
     "MemoryConfig",
+    "MemoryItem",
     "MemoryNotFoundError",
     "MemoryRecord",
     "MemsiftError",

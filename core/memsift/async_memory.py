@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from memsift.bulk import BulkProgress, MemoryItem, aadd_many
 from memsift.changes import add_events, awrite_change, new_records, take_back
 from memsift.config import MemoryConfig
 from memsift.inference import SIMILAR_MEMORIES, InferAdd, added_response, plan_add
@@ -79,6 +80,19 @@ class AsyncMemory(MemoryCore):
         vectors = await self.embedder.aembed(texts, purpose="document")
         await asyncio.shield(self._awrite_add(records, vectors))
         return added_response(records)
+
+    async def add_many(
+        self,
+        items: Sequence[MemoryItem | Mapping[str, Any]],
+        *,
+        batch_size: int | None = None,
+        progress: BulkProgress | None = None,
+    ) -> dict[str, Any]:
+        """Store many memories, each with its own scope ids and metadata, as
+        :meth:`memsift.Memory.add_many`; a batch's write, once started, finishes even if the
+        task is cancelled, and a call that raises or is cancelled stored nothing."""
+        job = (self.embedder, self.vector_store, self.history_db, items)
+        return await aadd_many(*job, batch_size=batch_size, progress=progress)
 
     async def _add_inferred(self, job: InferAdd) -> dict[str, Any]:
         """The async twin of ``Memory._add_inferred``."""

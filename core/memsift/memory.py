@@ -16,10 +16,11 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from memsift.bulk import BulkProgress, MemoryItem, add_many
 from memsift.changes import (
     add_events,
     delete_event,
@@ -345,6 +346,20 @@ class Memory(MemoryCore):
             self.history_db, add_events(records), lambda: self.vector_store.insert(records, vectors)
         )
         return added_response(records)
+
+    def add_many(
+        self,
+        items: Sequence[MemoryItem | Mapping[str, Any]],
+        *,
+        batch_size: int | None = None,
+        progress: BulkProgress | None = None,
+    ) -> dict[str, Any]:
+        """Store many memories, each with its own text, scope ids, metadata and (optional)
+        timestamps, embedded and written in batches; every item is checked first, and a call
+        that raises stored nothing (:mod:`memsift.bulk`). ``progress(done, total)`` is called
+        after each batch. Returns ``{"results": [{"id", "memory", "event"}, ...]}``."""
+        job = (self.embedder, self.vector_store, self.history_db, items)
+        return add_many(*job, batch_size=batch_size, progress=progress)
 
     def _add_inferred(self, job: InferAdd) -> dict[str, Any]:
         """Drive an add(infer=True): one embed batch, the searches, one LLM call, one embed

@@ -20,6 +20,12 @@ stores work. The history of memories deleted from the source is copied too.
 
 Only the ``vector_store``, ``embedder`` and ``history_db_path`` sections of each config are
 used; ``llm`` and ``reranker`` sections are ignored.
+
+A migration does not go through :meth:`memsift.Memory.add_many` (the bulk path of imports):
+that embeds the texts, gives them new ids and writes new ADD events, where a migration keeps
+the vectors, the ids and the whole history as they are. Both write the same way -- a batch's
+history first, then one store ``insert`` of records that each carry their own scope ids,
+metadata and timestamps.
 """
 
 from __future__ import annotations

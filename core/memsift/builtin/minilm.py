@@ -1,7 +1,12 @@
 """The default embedder ``minilm``: all-MiniLM-L6-v2 (384-d) on onnxruntime, no PyTorch.
 
 Texts are tokenised with the ``tokenizers`` library (WordPiece, lowercased), run through the
-ONNX model in batches, mean-pooled over the attention mask and L2-normalised, all in numpy.
+ONNX model in length-bucketed batches (sorted by token count, each run filled up to
+``batch_tokens``, the vectors put back in the texts' order; :mod:`memsift.builtin.batching`),
+mean-pooled over the attention mask and L2-normalised, all in numpy. onnxruntime's worker
+threads do not spin after a call (``allow_spinning``), so a local cross-encoder run right
+after a query embedding has the cores to itself. Model downloads print no progress bars
+outside the command line.
 
 Where the model files come from (see :func:`resolve_model_files`), first match wins:
 
@@ -45,6 +50,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import Field
 
+from memsift.builtin.batching import BATCH_TOKENS, Bucketing, plan_batches, session_options
 from memsift.errors import InvalidInputError, ModelNotFoundError
 from memsift.filters import lone_surrogate_problem
 from memsift.hookspecs import hookimpl
@@ -94,9 +100,39 @@ class MiniLMConfig(EmbedderConfig):
             "and what follows the limit does not change the vector"
         ),
     )
-    batch_size: int = Field(default=64, ge=1, description="texts per onnxruntime run")
+    batch_size: int = Field(default=32, ge=1, description="at most this many texts per run")
+    batch_tokens: int = Field(
+        default=BATCH_TOKENS,
+        ge=1,
+        description=(
+            "with bucketing='tokens': at most this many tokens (padding included) per run; "
+            "a text longer than the budget runs alone"
+        ),
+    )
+    bucketing: Bucketing = Field(
+        default="tokens",
+        description=(
+            "how texts are grouped into runs: 'tokens' sorts them by token count and fills "
+            "each run up to batch_tokens (least padding); 'chars' sorts by characters, "
+            "batch_size per run (how 0.2.0 batched, kept for comparison); 'none' keeps "
+            "their order. The vectors are the same either way"
+        ),
+    )
     threads: int | None = Field(
-        default=None, ge=1, description="onnxruntime intra-op threads (default: its own choice)"
+        default=None,
+        ge=1,
+        description=(
+            "onnxruntime intra-op threads (default: onnxruntime's choice, one per physical "
+            "core; they sleep between calls, see allow_spinning)"
+        ),
+    )
+    allow_spinning: bool = Field(
+        default=False,
+        description=(
+            "let onnxruntime's worker threads spin (busy-wait) for work after each call; off "
+            "by default, so they leave the cores at once to whatever runs next (a local "
+            "cross-encoder reranking the search's candidates)"
+        ),
     )
     hub_repo: str = Field(
         default="sentence-transformers/all-MiniLM-L6-v2",
@@ -219,8 +255,11 @@ def _from_hub(config: MiniLMConfig) -> tuple[Path, Path, str]:
         "revision": config.hub_revision,
         "local_files_only": local_only,
     }
-    onnx = Path(hf_hub_download(filename=config.hub_filename, **common))
-    tokenizer = Path(hf_hub_download(filename="tokenizer.json", **common))
+    from memsift.kit.local import quiet_loading
+
+    with quiet_loading():  # no download bars outside the CLI (which turns them on)
+        onnx = Path(hf_hub_download(filename=config.hub_filename, **common))
+        tokenizer = Path(hf_hub_download(filename="tokenizer.json", **common))
     revision = config.hub_revision or "main"
     how = "hub cache" if local_only else f"Hugging Face Hub {constants.ENDPOINT}"
     source = f"{how}: {config.hub_repo}@{revision} (cached at {onnx})"
@@ -279,6 +318,7 @@ class _Loaded:
     has_token_type_ids: bool
     dims: int
     source: str
+    pad_id: int = 0
 
 
 class MiniLMEmbedder(Embedder):
@@ -330,15 +370,15 @@ class MiniLMEmbedder(Embedder):
             raise ModelNotFoundError(f"cannot read tokenizer {tokenizer_path}: {exc}") from exc
         # Override whatever tokenizer.json carries (the pack's pads to a fixed 128 tokens):
         # truncate to max_length tokens, specials included; pad each batch to its longest.
+        # truncate to max_length tokens, specials included; no padding: embed() pads each
+        # run itself, to the longest text of that run.
         tokenizer.enable_truncation(max_length=self.config.max_length)
+        tokenizer.no_padding()
         pad_id = tokenizer.token_to_id("[PAD]")
-        tokenizer.enable_padding(pad_id=0 if pad_id is None else pad_id, pad_token="[PAD]")
 
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        if self.config.threads is not None:
-            options.intra_op_num_threads = self.config.threads
+        options = session_options(
+            ort, threads=self.config.threads, allow_spinning=self.config.allow_spinning
+        )
         try:
             session = ort.InferenceSession(
                 str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -363,6 +403,7 @@ class MiniLMEmbedder(Embedder):
             has_token_type_ids="token_type_ids" in inputs,
             dims=int(dims),
             source=source,
+            pad_id=0 if pad_id is None else int(pad_id),
         )
 
     def embed(
@@ -388,18 +429,21 @@ class MiniLMEmbedder(Embedder):
         out = np.empty((len(items), loaded.dims), dtype=np.float32)
         if not items:
             return out
-        # Batch texts of similar length together, so little of each batch is padding.
-        order = np.argsort(np.fromiter((len(t) for t in items), dtype=np.int64), kind="stable")
-        size = self.config.batch_size
-        for start in range(0, len(items), size):
-            idx = order[start : start + size]
-            out[idx] = self._embed_batch(loaded, [items[i] for i in idx])
+        encodings = loaded.tokenizer.encode_batch(items)
+        ids = [e.ids for e in encodings]
+        lengths = [len(i) for i in ids]
+        cfg = self.config
+        for batch in plan_batches(items, lengths, cfg.bucketing, cfg.batch_size, cfg.batch_tokens):
+            out[batch] = self._embed_batch(loaded, [ids[i] for i in batch])
         return out
 
-    def _embed_batch(self, loaded: _Loaded, batch: list[str]) -> FloatArray:
-        encodings = loaded.tokenizer.encode_batch(batch)
-        ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
-        mask = np.asarray([e.attention_mask for e in encodings], dtype=np.int64)
+    def _embed_batch(self, loaded: _Loaded, rows: list[list[int]]) -> FloatArray:
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), loaded.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for j, row in enumerate(rows):
+            ids[j, : len(row)] = row
+            mask[j, : len(row)] = 1
         feeds: dict[str, npt.NDArray[np.int64]] = {"input_ids": ids, "attention_mask": mask}
         if loaded.has_token_type_ids:
             feeds["token_type_ids"] = np.zeros_like(ids)
@@ -435,6 +479,7 @@ def register_embedders(registry: ProviderRegistrar) -> None:
 
 
 __all__ = [
+    "BATCH_TOKENS",
     "CHARS_PER_TOKEN",
     "DEFAULT_DIMS",
     "MODEL_NAME",
@@ -444,7 +489,9 @@ __all__ = [
     "MiniLMConfig",
     "MiniLMEmbedder",
     "file_sha256",
+    "plan_batches",
     "register_embedders",
     "resolve_model_files",
+    "session_options",
     "verify_digest",
 ]

@@ -6,6 +6,7 @@
 - :mod:`memsift.cli.demo`: ``memsift demo``
 - :mod:`memsift.cli.bench`: ``memsift bench`` (and the plugins' benchmarks)
 - :mod:`memsift.cli.migrate`: ``memsift migrate`` (copy every memory to another store)
+- :mod:`memsift.cli.importer`: ``memsift import`` (load memories from a JSONL file)
 - :mod:`memsift.cli.options` and :mod:`memsift.cli.render`: the shared options, and how
   tables and errors are printed.
 
@@ -14,16 +15,21 @@ A new command is a ``click.command`` in its own module, added to :func:`main` be
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from memsift.cli import bench, demo, memory_cmds, migrate, plugins
+from memsift.cli import bench, demo, importer, memory_cmds, migrate, plugins
 from memsift.cli import eval as eval_cmd
+from memsift.kit.local import show_load_progress
 
 
 @click.group()
 @click.version_option(package_name="memsift")
 def main() -> None:
     """memsift: long-term memory for AI agents with reranker-enhanced search."""
+    # Model loads are quiet in the library; here a person may be watching.
+    show_load_progress(sys.stderr.isatty())
 
 
 for _command in (
@@ -35,6 +41,7 @@ for _command in (
     demo.demo,
     bench.bench,
     migrate.migrate_command,
+    importer.import_command,
 ):
     main.add_command(_command)
 

@@ -40,6 +40,72 @@ def texts(n: int, seed: int = 0) -> list[str]:
     return out
 
 
+_WORDS = [
+    "the",
+    "a",
+    "we",
+    "my",
+    "our",
+    "team",
+    "call",
+    "budget",
+    "review",
+    "sister",
+    "wedding",
+    "billing",
+    "migration",
+    "trip",
+    "Lisbon",
+    "learning",
+    "Spanish",
+    "marathon",
+    "plan",
+    "espresso",
+    "machine",
+    "hiring",
+    "pipeline",
+    "dentist",
+    "appointment",
+    "Ethiopian",
+    "food",
+    "quarterly",
+    "roadmap",
+    "camping",
+    "weekend",
+    "follow",
+    "up",
+    "remember",
+    "prefers",
+    "allergic",
+    "peanuts",
+    "meeting",
+    "Tuesday",
+    "deadline",
+    "project",
+    "flight",
+    "delayed",
+    "invoice",
+    "reminder",
+    "birthday",
+    "gift",
+]
+
+#: Word counts of the texts :func:`sized_texts` makes: short notes, long passages, and a
+#: mix (log-uniform between the two, as memories are: mostly short, a few paragraphs).
+SIZES = {"short": (4, 12), "long": (150, 220), "mixed": (3, 300)}
+
+
+def sized_texts(n: int, kind: str, seed: int = 0) -> list[str]:
+    """``n`` texts of the word counts ``SIZES[kind]`` (``mixed``: log-uniform)."""
+    lo, hi = SIZES[kind]
+    rng = np.random.default_rng(seed)
+    if kind == "mixed":
+        counts = np.exp(rng.uniform(np.log(lo), np.log(hi), size=n)).astype(int)
+    else:
+        counts = rng.integers(lo, hi + 1, size=n)
+    return [f"Note {i}: " + " ".join(rng.choice(_WORDS, int(k))) for i, k in enumerate(counts)]
+
+
 def unit_vectors(n: int, dims: int, seed: int) -> FloatArray:
     rng = np.random.default_rng(seed)
     out = np.empty((n, dims), dtype=np.float32)
@@ -89,4 +155,14 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t
 
 
-__all__ = ["TOPICS", "fill", "ms", "records", "texts", "timed", "unit_vectors"]
+__all__ = [
+    "SIZES",
+    "TOPICS",
+    "fill",
+    "ms",
+    "records",
+    "sized_texts",
+    "texts",
+    "timed",
+    "unit_vectors",
+]

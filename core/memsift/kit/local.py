@@ -10,8 +10,12 @@ What such a plugin shares instead of writing again:
   :meth:`LocalRuntime.inference` to hold it under ``torch.inference_mode()``;
 - :func:`load_pretrained` (a model that cannot load is a clean
   :class:`memsift.ModelNotFoundError`), :func:`check_one_label` and :func:`check_max_length`;
-- :func:`logits_to_scores` (the sigmoid mapping) and :func:`logits_in_batches` (a pool
-  scored ``batch_size`` pairs at a time, longest first);
+- :func:`logits_to_scores` (the sigmoid mapping), :func:`length_batches` (a pool cut into
+  batches of pairs of similar token length, so little of a batch is padding),
+  :func:`encoded_batches` (a tokenizer's pairs, encoded once and padded per batch) and
+  :func:`logits_in_batches` (a pool scored batch by batch, back in input order);
+- :func:`quiet_loading`: model loads print no progress bars or info logs unless
+  :func:`show_load_progress` turned them on (the command line does, where a person watches);
 - :class:`LocalReranker`, the base of a local cross-encoder reranker, and
   :class:`LogitReranker` beneath it: what every reranker scoring with a relevance logit
   does (``normalize``; raw logits refused by the search pipeline).
@@ -23,14 +27,16 @@ plugin that depends on torch calls what needs it.
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import threading
 from abc import abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
+import numpy as np
 from pydantic import SecretStr
 
 from memsift.errors import ConfigError, ModelNotFoundError, RerankError
@@ -129,12 +135,71 @@ def resolve_device(device: str, *, missing: str) -> str:
 
 
 def logits_to_scores(logits: Any, *, normalize: bool) -> list[float]:
-    """One Python float per element of the tensor ``logits``; their sigmoid when ``normalize``."""
-    torch = importlib.import_module("torch")  # a tensor was given: torch is installed
-    values = logits.detach().reshape(-1).to("cpu", dtype=torch.float64)
+    """One Python float per element of ``logits`` (a torch tensor or anything numpy reads);
+    their sigmoid when ``normalize``."""
+    if hasattr(logits, "detach"):  # a torch tensor
+        logits = logits.detach().reshape(-1).to("cpu").double().numpy()
+    values = np.asarray(logits, dtype=np.float64).reshape(-1)
     if normalize:
-        values = values.sigmoid()
-    return [float(v) for v in values.tolist()]
+        values = 1.0 / (1.0 + np.exp(-values))
+    return [float(v) for v in values]
+
+
+# --------------------------------------------------------------------------- quiet loading
+
+_progress = {"shown": False}
+_quiet_lock = threading.Lock()
+_quiet: dict[str, Any] = {"depth": 0, "restore": []}
+
+
+def show_load_progress(enabled: bool = True) -> None:
+    """Let model loads print their progress bars (off by default; the CLI turns it on)."""
+    _progress["shown"] = bool(enabled)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Within the block, transformers and huggingface_hub print no progress bars ("Loading
+    weights", downloads) and no info logs, unless :func:`show_load_progress` is on. What
+    was set before is restored when the last such block (of any thread) ends; libraries
+    that are not installed are left alone."""
+    if _progress["shown"]:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet["depth"] == 0:
+            _quiet["restore"] = _silence()
+        _quiet["depth"] += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet["depth"] -= 1
+            if _quiet["depth"] == 0:
+                for undo in reversed(_quiet["restore"]):
+                    undo()
+
+
+def _silence() -> list[Callable[[], None]]:
+    restore: list[Callable[[], None]] = []
+    with suppress(ImportError):
+        tf_logging = importlib.import_module("transformers.utils.logging")
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            restore.append(tf_logging.enable_progress_bar)
+        level = tf_logging.get_verbosity()
+        tf_logging.set_verbosity_error()
+        restore.append(lambda: tf_logging.set_verbosity(level))
+    with suppress(ImportError):
+        hub = importlib.import_module("huggingface_hub.utils")
+        if not hub.are_progress_bars_disabled():
+            hub.disable_progress_bars()
+            restore.append(hub.enable_progress_bars)
+    st_logger = logging.getLogger("sentence_transformers")
+    st_level = st_logger.level
+    st_logger.setLevel(max(st_level, logging.ERROR))
+    restore.append(lambda: st_logger.setLevel(st_level))
+    return restore
 
 
 # --------------------------------------------------------------------------- the runtime
@@ -214,10 +279,12 @@ def load_pretrained(
     """``load()``; when it fails, a :class:`memsift.ModelNotFoundError` that says where the
     model was looked for and what to do (``cache_option`` names the config key of the
     download folder), with no exception chained (the hub's error holds the request, with
-    the token in its headers) and without ``token`` in its message."""
+    the token in its headers) and without ``token`` in its message. The load is
+    :func:`quiet_loading`."""
     failure: ModelNotFoundError | None = None
     try:
-        return load()
+        with quiet_loading():
+            return load()
     except Exception as exc:
         where = "local files only" if local_files_only else "local folder, hub cache or hub"
         failure = ModelNotFoundError(
@@ -258,19 +325,63 @@ def check_max_length(max_length: int | None, model: Any, *, name: str) -> None:
         )
 
 
+def length_batches(
+    lengths: Sequence[int], batch_size: int, *, keys: Sequence[str] | None = None
+) -> list[list[int]]:
+    """The indices ``0..len(lengths)-1`` cut into batches of at most ``batch_size``, longest
+    first, so each batch holds pairs of similar length and little of it is padding.
+
+    Ties are broken by ``keys`` (the texts), then by index: which pairs share a batch
+    depends on the pool's contents, not on their order (a permuted pool is batched alike).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    order = sorted(
+        range(len(lengths)), key=lambda i: (-lengths[i], keys[i] if keys is not None else "", i)
+    )
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def encoded_batches(
+    tokenizer: Any,
+    query: str,
+    documents: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    tensors: str,
+) -> Iterator[tuple[list[int], Any]]:
+    """The (query, document) pairs encoded once (truncated to ``max_length``, longest side
+    first), then cut by :func:`length_batches` on their token counts and padded per batch:
+    ``(indices, batch)`` with ``batch`` the tokenizer's padded output (``tensors`` ``"pt"``
+    or ``"np"``)."""
+    encoded = tokenizer(
+        [query] * len(documents), list(documents), truncation=True, max_length=max_length
+    )
+    lengths = [len(ids) for ids in encoded["input_ids"]]
+    for indices in length_batches(lengths, batch_size, keys=documents):
+        rows = {name: [values[i] for i in indices] for name, values in encoded.items()}
+        yield indices, tokenizer.pad(rows, padding=True, return_tensors=tensors)
+
+
 def logits_in_batches(
-    torch: Any, texts: Sequence[str], batch_size: int, forward: Callable[[list[int]], Any]
+    torch: Any,
+    texts: Sequence[str],
+    batch_size: int,
+    forward: Callable[[list[int]], Any],
+    *,
+    lengths: Sequence[int] | None = None,
 ) -> Any:
     """A pool's logits, ``batch_size`` texts per forward pass, longest first (less padding).
 
-    ``forward(indices)`` returns the logits of the texts at ``indices`` (one per text); the
+    ``forward(indices)`` returns the logits of the texts at ``indices`` (one per text);
+    ``lengths`` are the texts' token counts (default: their lengths in characters). The
     result is a 1-d float32 CPU tensor in the order of ``texts``. Call it inside
     :meth:`LocalRuntime.inference`.
     """
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    sizes = lengths if lengths is not None else [len(t) for t in texts]
     out = torch.empty(len(texts), dtype=torch.float32)
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
+    for indices in length_batches(sizes, batch_size, keys=texts):
         out[torch.tensor(indices)] = forward(indices).reshape(-1).float().cpu()
     return out
 
@@ -365,11 +476,15 @@ __all__ = [
     "ModelCache",
     "check_max_length",
     "check_one_label",
+    "encoded_batches",
     "import_torch",
     "install_hint",
+    "length_batches",
     "load_pretrained",
     "logits_in_batches",
     "logits_to_scores",
     "position_limit",
+    "quiet_loading",
     "resolve_device",
+    "show_load_progress",
 ]

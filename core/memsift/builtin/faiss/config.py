@@ -35,7 +35,16 @@ class FaissStoreConfig(VectorStoreConfig):
     )
     hnsw_m: int = Field(default=32, ge=4, le=256, description="HNSW graph degree")
     hnsw_ef_construction: int = Field(default=200, ge=8, le=4096, description="HNSW build depth")
-    hnsw_ef_search: int = Field(default=128, ge=8, le=8192, description="HNSW search depth")
+    hnsw_ef_search: int = Field(
+        default=128,
+        ge=8,
+        le=8192,
+        description=(
+            "HNSW search depth (at least top_k is used): recall for latency. At 100k x 384-d, "
+            "recall@10 is 1.00 on clustered vectors at 64 and up, and on random ones (the "
+            "worst case) 0.33 at 128, 0.70 at 512; see the README's 'When to use hnsw'"
+        ),
+    )
     keyword_index: bool = Field(
         default=True,
         description="keep an FTS5 keyword index (BM25) for hybrid search and the bm25 reranker",
