@@ -16,8 +16,11 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import Field
 
@@ -30,11 +33,17 @@ from memsift.kit.local import (
     ModelCache,
     check_max_length,
     check_one_label,
+    encoded_batches,
     import_torch,
+    length_batches,
     load_pretrained,
+    logits_to_scores,
     position_limit,
+    quiet_loading,
     resolve_device,
+    show_load_progress,
 )
+from memsift.kit.local_onnx import backend_problem, export_folder
 from memsift.records import Candidate, MemoryRecord
 from memsift.testing import assert_secret_absent
 
@@ -141,7 +150,9 @@ def test_importing_the_core_helpers_never_imports_torch() -> None:
     code = (
         "import sys\n"
         "sys.modules['torch'] = sys.modules['transformers'] = None\n"
+        "sys.modules['onnxruntime'] = sys.modules['openvino'] = None\n"
         "import memsift.kit.local, memsift.testing.benchkit, memsift.testing.tiny_models\n"
+        "import memsift.kit.local_onnx\n"
         "import memsift.interfaces, memsift.builtin.minilm\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -279,3 +290,166 @@ def test_a_logit_reranker_refuses_raw_logits_in_the_pipeline() -> None:
     assert info.value.provider == "constant"
     with pytest.raises(RerankError, match="set normalize=True"):
         asyncio.run(raw.ascore_candidates("q", _candidates(2)))
+
+
+# --------------------------------------------------------------------------- length batches
+
+
+def test_length_batches_put_similar_lengths_together_longest_first() -> None:
+    lengths = [5, 40, 7, 39, 6, 41]
+    assert length_batches(lengths, 2) == [[5, 1], [3, 2], [4, 0]]
+    assert length_batches(lengths, 10) == [[5, 1, 3, 2, 4, 0]]
+    assert length_batches([], 4) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        length_batches(lengths, 0)
+
+
+def test_length_batches_do_not_depend_on_the_pools_order() -> None:
+    texts = ["bb", "aa", "cc", "dd", "ee", "f"]
+    lengths = [len(t) for t in texts]
+    base = [{texts[i] for i in b} for b in length_batches(lengths, 2, keys=texts)]
+    for shift in range(1, len(texts)):
+        rotated = texts[shift:] + texts[:shift]
+        batches = length_batches([len(t) for t in rotated], 2, keys=rotated)
+        assert [{rotated[i] for i in b} for b in batches] == base
+
+
+class _FakeTokenizer:
+    """Splits on spaces; ``pad`` pads ``input_ids`` with -1 (numpy arrays)."""
+
+    def __call__(
+        self, queries: list[str], docs: list[str], *, truncation: bool, max_length: int
+    ) -> dict[str, list[list[int]]]:
+        ids = [[len(w) for w in f"{q} {d}".split()][:max_length] for q, d in zip(queries, docs)]
+        return {"input_ids": ids, "attention_mask": [[1] * len(i) for i in ids]}
+
+    def pad(self, rows: dict[str, list[list[int]]], *, padding: bool, return_tensors: str) -> Any:
+        width = max(len(r) for r in rows["input_ids"])
+        return {k: np.array([r + [-1] * (width - len(r)) for r in v]) for k, v in rows.items()}
+
+
+def test_encoded_batches_pad_each_batch_to_its_own_longest_pair() -> None:
+    docs = ["a", "b c d e f g h", "i j", "k l m n o p q r s", "t"]
+    seen: dict[int, int] = {}
+    widths = []
+    batches = encoded_batches(_FakeTokenizer(), "q", docs, max_length=6, batch_size=2, tensors="np")
+    for indices, batch in batches:
+        widths.append(batch["input_ids"].shape[1])
+        for row, i in enumerate(indices):
+            seen[i] = int((batch["input_ids"][row] != -1).sum())
+    assert widths == [6, 3, 2]  # truncated at 6, then the short ones padded only to 3 and 2
+    assert seen == {0: 2, 1: 6, 2: 3, 3: 6, 4: 2}, "every index kept its own pair"
+
+
+def test_logits_to_scores_takes_numpy_arrays() -> None:
+    scores = logits_to_scores(np.array([0.0, 2.0, -2.0], dtype=np.float32), normalize=True)
+    assert scores == pytest.approx([0.5, 0.880797, 0.119203], abs=1e-6)
+    assert logits_to_scores([1.5, -3.0], normalize=False) == [1.5, -3.0]
+
+
+# --------------------------------------------------------------------------- quiet loading
+
+
+def test_quiet_loading_silences_progress_bars_and_restores_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    state = {"bars": True, "verbosity": 20, "hub": False}
+    fake_logging = SimpleNamespace(
+        is_progress_bar_enabled=lambda: state["bars"],
+        disable_progress_bar=lambda: state.update(bars=False),
+        enable_progress_bar=lambda: state.update(bars=True),
+        get_verbosity=lambda: state["verbosity"],
+        set_verbosity_error=lambda: state.update(verbosity=40),
+        set_verbosity=lambda level: state.update(verbosity=level),
+    )
+    fake_hub = SimpleNamespace(
+        are_progress_bars_disabled=lambda: state["hub"],
+        disable_progress_bars=lambda: state.update(hub=True),
+        enable_progress_bars=lambda: state.update(hub=False),
+    )
+    monkeypatch.setitem(sys.modules, "transformers", SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "transformers.utils", SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "transformers.utils.logging", fake_logging)
+    monkeypatch.setitem(sys.modules, "huggingface_hub.utils", fake_hub)
+    with quiet_loading():
+        assert state == {"bars": False, "verbosity": 40, "hub": True}
+        with quiet_loading():  # another load at the same time (any thread)
+            pass
+        assert state == {"bars": False, "verbosity": 40, "hub": True}, "restored too early"
+    assert state == {"bars": True, "verbosity": 20, "hub": False}
+    show_load_progress(True)
+    try:
+        with quiet_loading():
+            assert state == {"bars": True, "verbosity": 20, "hub": False}
+    finally:
+        show_load_progress(False)
+
+
+def test_load_pretrained_is_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    monkeypatch.setattr("memsift.kit.local.quiet_loading", lambda: _Recorder(seen), raising=True)
+    assert (
+        load_pretrained(lambda: 7, model="m", local_files_only=True, cache_option="c", token=None)
+        == 7
+    )
+    assert seen == ["enter", "exit"]
+
+
+class _Recorder(contextlib.AbstractContextManager[None]):
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    def __enter__(self) -> None:
+        self.seen.append("enter")
+
+    def __exit__(self, *exc: object) -> None:
+        self.seen.append("exit")
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@pytest.mark.parametrize(
+    ("backend", "quantize", "device", "needle"),
+    [
+        ("torch", "int8", "cpu", "not offered by backend='torch'"),
+        ("openvino", "int8", "cpu", "use backend='onnx' for int8"),
+        ("onnx", "none", "cuda", "runs on the CPU"),
+        ("onnx", "int4", "cpu", "quantize must be one of"),
+        ("tensorrt", "none", "cpu", "backend must be one of"),
+    ],
+)
+def test_backend_problems(backend: str, quantize: str, device: str, needle: str) -> None:
+    problem = backend_problem(backend, quantize, device)
+    assert problem is not None and needle in problem
+
+
+@pytest.mark.parametrize(
+    ("backend", "quantize", "device"),
+    [("torch", "none", "cuda:1"), ("onnx", "int8", "auto"), ("openvino", "none", "cpu")],
+)
+def test_valid_backends(backend: str, quantize: str, device: str) -> None:
+    assert backend_problem(backend, quantize, device) is None
+
+
+def test_export_folders_are_keyed_on_the_model(tmp_path: Path) -> None:
+    model = tmp_path / "my model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    first = export_folder(str(model), revision=None, cache=None, root=tmp_path / "x")
+    assert first.parent == tmp_path / "x" and first.name.startswith("my-model-")
+    assert export_folder(str(model), revision=None, cache=None, root=tmp_path / "x") == first
+    (model / "config.json").write_text('{"changed": 1}')
+    assert export_folder(str(model), revision=None, cache=None, root=tmp_path / "x") != first
+    a = export_folder("org/ranker", revision=None, cache=None, root=tmp_path)
+    assert a == export_folder("org/ranker", revision="main", cache=None, root=tmp_path)
+    assert a != export_folder("org/ranker", revision="v2", cache=None, root=tmp_path)
+    assert a.name.startswith("org-ranker-")
+
+
+def test_export_folders_default_to_memsift_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MEMSIFT_HOME", str(tmp_path))
+    folder = export_folder("org/ranker", revision=None, cache=None, root=None)
+    assert folder.parent == tmp_path / "exports"

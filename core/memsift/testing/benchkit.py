@@ -17,6 +17,12 @@ figure the bench table shows::
     [project.entry-points."memsift.benchmarks"]
     mine = "memsift_mine.bench:run"
 
+:func:`local_search_figures` measures a local reranker in whole searches (the built-in
+``minilm`` query embedding, the vector stage, then the rerank, through ``Memory.search``)
+beside the cross-encoder alone, with the embedder spinning (``allow_spinning``, the old
+behaviour) and not, and the rerank time of each ``backend`` (torch, onnx fp32 and int8,
+openvino) as a ratio to torch's.
+
 Importing this module imports neither torch nor transformers; the model builders do.
 """
 
@@ -30,7 +36,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from memsift.errors import MemsiftError
 from memsift.figures import Figure
+from memsift.kit.local import quiet_loading
 from memsift.records import MemoryRecord, VectorHit
 from memsift.search import RerankStage
 from memsift.testing.tiny_models import SPECIALS, save_wordpiece_tokenizer
@@ -204,12 +212,186 @@ def build_minilm_cross_encoder(folder: Path) -> Path:
         num_labels=1,
     )
     torch.manual_seed(0)
-    transformers.BertForSequenceClassification(config).save_pretrained(str(folder))
-    save_wordpiece_tokenizer(folder, vocab)
+    with quiet_loading():
+        transformers.BertForSequenceClassification(config).save_pretrained(str(folder))
+        save_wordpiece_tokenizer(folder, vocab)
     return folder
 
 
+# --------------------------------------------------------------------------- whole searches
+
+#: The reranker variants of :func:`local_search_figures`: label -> backend options.
+BACKEND_VARIANTS: dict[str, dict[str, str]] = {
+    "torch": {"backend": "torch"},
+    "onnx fp32": {"backend": "onnx"},
+    "onnx int8": {"backend": "onnx", "quantize": "int8"},
+    "openvino": {"backend": "openvino"},
+}
+
+
+def interleaved(
+    calls: dict[str, Callable[[], object]], repeats: int, *, warmup: int = 2
+) -> dict[str, list[float]]:
+    """ms of each call over ``repeats`` rounds, the calls run back to back in each round in
+    an order that rotates (no call always follows the same one), after ``warmup`` rounds."""
+    names = list(calls)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(warmup + repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            start = time.perf_counter()
+            calls[name]()
+            if r >= warmup:
+                samples[name].append((time.perf_counter() - start) * 1000)
+    return samples
+
+
+def local_search_figures(
+    package: str,
+    provider: str,
+    model: Path,
+    tmp: Path,
+    repeats: int,
+    *,
+    forget: Callable[[Any], None] | None = None,
+) -> list[Figure]:
+    """Whole searches with the local reranker ``provider`` on the cross-encoder in ``model``.
+
+    Rows: (a) search / cross-encoder alone on the same 30 pairs (target <= 1.05; torch and
+    int8 ONNX), also with the embedder spinning (the old behaviour, "before"); (b) the
+    rerank time of every backend that loads, as a ratio to torch's; (c) search p50 with
+    torch after the thread fix and with int8 ONNX, as ratios to before (targets <= 0.8 and
+    <= 0.5). Each of the three :data:`GROUPS` runs side by side (:func:`interleaved`), one
+    group after the other. Exports go to ``tmp``. A variant that cannot be built (a
+    backend's library missing, no ``allow_spinning`` option in the embedder) is left out
+    and said so in a note.
+    ``forget(reranker)`` is called on every reranker built, at the end (to drop its model
+    from the plugin's cache).
+    """
+    from memsift.config import resolve_section
+    from memsift.memory import Memory
+    from memsift.registry import get_reranker
+
+    base = {"model": str(model), "device": "cpu", "local_files_only": True, "top_k": len(POOL)}
+    exports = {"export_dir": str(tmp / "exports")}
+    missing: list[str] = []
+    rerankers: dict[str, Any] = {}
+    for label, options in BACKEND_VARIANTS.items():
+        extra = exports if options["backend"] != "torch" else {}
+        section = {"provider": provider, "config": {**base, **options, **extra}}
+        try:
+            config = resolve_section("reranker", section).config
+            rerankers[label] = get_reranker(provider).build(config)
+        except MemsiftError as exc:
+            missing.append(f"{label}: {exc}")
+    searches: dict[str, Memory] = {}
+    embedders = {"before": {"allow_spinning": True}, "after": {}}
+    for label, embedder in embedders.items():
+        for backend in ("torch", "onnx int8"):
+            if backend not in rerankers or (label == "before" and backend != "torch"):
+                continue
+            options = BACKEND_VARIANTS[backend]
+            extra = exports if options["backend"] != "torch" else {}
+            try:
+                memory = Memory.from_config(
+                    {
+                        "vector_store": {
+                            "provider": "faiss",
+                            "config": {"path": str(tmp / f"s-{label}-{backend}")},
+                        },
+                        "embedder": {"provider": "minilm", "config": embedder},
+                        "reranker": {"provider": provider, "config": {**base, **options, **extra}},
+                    }
+                )
+            except MemsiftError as exc:
+                missing.append(f"search {label}: {exc}")
+                continue
+            memory.add(POOL, user_id="bench", infer=False)
+            searches[f"search {backend} {label}"] = memory
+    try:
+        calls: dict[str, Callable[[], object]] = {}
+        for label, reranker in rerankers.items():
+            calls[f"rerank {label}"] = _rerank_call(reranker)
+        for label, memory in searches.items():
+            calls[label] = _search_call(memory)
+        # each group side by side, apart from the others: a backend's worker threads must
+        # not slow the calls that follow them in another group's figures
+        p50: list[dict[str, float]] = []
+        for group in GROUPS:
+            present = {name: calls[name] for name in group if name in calls}
+            samples = interleaved(present, repeats) if present else {}
+            p50.append({k: statistics.median(v) for k, v in samples.items()})
+    finally:
+        built = [*rerankers.values(), *(m.reranker for m in searches.values())]
+        for memory in searches.values():
+            memory.close()
+        for reranker in built:
+            reranker.close()
+            if forget is not None:
+                forget(reranker)
+    return _search_rows(package, p50, missing)
+
+
+def _rerank_call(reranker: Any) -> Callable[[], object]:
+    return lambda: reranker.rerank(QUERY, POOL)
+
+
+def _search_call(memory: Any) -> Callable[[], object]:
+    def search() -> object:
+        out = memory.search(QUERY, user_id="bench", top_k=10, rerank=True)
+        block = out["rerank"]
+        if not block["applied"] or block["candidates"] != len(POOL):
+            raise RuntimeError(f"the search did not rerank the pool of 30: {block}")
+        return out
+
+    return search
+
+
+#: What :func:`local_search_figures` runs side by side: the thread fix (torch), the
+#: backends' rerank times, and int8 ONNX in the search.
+GROUPS = (
+    ("rerank torch", "search torch after", "search torch before"),
+    ("rerank torch", "rerank onnx fp32", "rerank onnx int8", "rerank openvino"),
+    ("rerank onnx int8", "search onnx int8 after", "search torch before"),
+)
+
+
+def _search_rows(package: str, p50: list[dict[str, float]], missing: list[str]) -> list[Figure]:
+    rows: list[Figure] = []
+
+    def row(name: str, group: int, num: str, den: str, target: float | None) -> None:
+        got = p50[group]
+        if num not in got or den not in got:
+            return
+        value = round(got[num] / got[den], 4)
+        ok = None if target is None else value <= target
+        mark = "" if target is None else f"<= {target:g}"
+        note = f"{num} {got[num]:.1f} ms, {den} {got[den]:.1f} ms"
+        rows.append(Figure(f"{package}: {name}", value, "ratio", mark, ok, note=note))
+
+    torch_alone = ("search torch after", "rerank torch")
+    row("search / cross-encoder alone (pool 30, torch)", 0, *torch_alone, 1.05)
+    before_alone = ("search torch before", "rerank torch")
+    row("search / cross-encoder alone, embedder spinning (before)", 0, *before_alone, None)
+    row("search p50 pool 30 torch after / before", 0, *torch_alone[:1], "search torch before", 0.8)
+    for label in ("onnx fp32", "onnx int8", "openvino"):
+        row(f"rerank pool 30 {label} / torch", 1, f"rerank {label}", "rerank torch", None)
+    int8 = ("search onnx int8 after", "rerank onnx int8")
+    row("search / cross-encoder alone (pool 30, onnx int8)", 2, *int8, 1.05)
+    int8_before = ("search onnx int8 after", "search torch before")
+    row("search p50 pool 30 onnx int8 / torch before", 2, *int8_before, 0.5)
+    for group, name in ((0, "search torch before"), (0, "search torch after"), (2, int8[0])):
+        if name in p50[group]:
+            value = round(p50[group][name], 2)
+            rows.append(Figure(f"{package}: {name} p50 (pool 30)", value, "ms"))
+    if missing:
+        note = "; ".join(missing)
+        rows.append(Figure(f"{package}: variants left out", float(len(missing)), "", note=note))
+    return rows
+
+
 __all__ = [
+    "BACKEND_VARIANTS",
+    "GROUPS",
     "POOL",
     "QUERY",
     "SPECIALS",
@@ -217,6 +399,8 @@ __all__ = [
     "Timed",
     "build_minilm_cross_encoder",
     "compare_with_stage",
+    "interleaved",
+    "local_search_figures",
     "pool_hits",
     "rerank_overhead_figure",
     "save_wordpiece_tokenizer",

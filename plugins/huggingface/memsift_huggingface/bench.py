@@ -6,6 +6,11 @@ alone -- tokenise the (query, memory) pairs, one forward pass under
 ``torch.inference_mode()`` -- and (b) the search pipeline's
 :class:`memsift.search.RerankStage` with the ``huggingface`` reranker in the local mode, on
 the same tokenizer and model objects.
+
+:func:`bench_local_search` runs whole searches (the built-in ``minilm`` embedder, the vector
+stage, this reranker) beside the cross-encoder alone, before and after the embedder's
+thread fix, and the rerank time of every backend
+(:func:`memsift.testing.benchkit.local_search_figures`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from memsift.testing.benchkit import (
     Timed,
     build_minilm_cross_encoder,
     compare_with_stage,
+    local_search_figures,
     rerank_overhead_figure,
 )
 
@@ -97,10 +103,26 @@ class _TokenizerProxy:
         return getattr(self._tokenizer, name)
 
 
+def bench_local_search(repeats: int = 15) -> list[Figure]:
+    """Whole searches and per-backend rerank times on the MiniLM-L6-shaped cross-encoder
+    (see :func:`memsift.testing.benchkit.local_search_figures`); nothing stays cached."""
+    from memsift_huggingface.runtime import MODEL_CACHE
+
+    def forget(reranker: object) -> None:
+        MODEL_CACHE.discard(getattr(reranker, "_local", None))
+
+    with tempfile.TemporaryDirectory(prefix="memsift-bench-hf-") as tmp:
+        folder = build_minilm_cross_encoder(Path(tmp) / "model")
+        return local_search_figures(
+            "memsift_huggingface", "huggingface", folder, Path(tmp), repeats, forget=forget
+        )
+
+
 def run(quick: bool) -> list[Figure]:
     """What ``memsift bench`` shows for this plugin (entry point ``memsift.benchmarks``)."""
     result = bench_rerank_overhead(repeats=10 if quick else 20)
-    return [rerank_overhead_figure("memsift_huggingface", result)]
+    figures = [rerank_overhead_figure("memsift_huggingface", result)]
+    return figures + bench_local_search(repeats=5 if quick else 15)
 
 
-__all__ = ["bench_rerank_overhead", "run"]
+__all__ = ["bench_local_search", "bench_rerank_overhead", "run"]

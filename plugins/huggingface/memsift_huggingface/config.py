@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from memsift import RerankerConfig, env_secret
 from memsift.kit.local import DEVICE_PATTERN
+from memsift.kit.local_onnx import backend_problem
 
 DEFAULT_MODEL = "BAAI/bge-reranker-base"
 TOKEN_ENV = ("HF_TOKEN",)
@@ -27,6 +28,9 @@ LOCAL_KEYS = frozenset(
         "revision",
         "torch_dtype",
         "cache_dir",
+        "backend",
+        "quantize",
+        "export_dir",
     }
 )
 REMOTE_KEYS = frozenset({"endpoint_url", "api_key", "truncate", "max_retries", "backoff"})
@@ -103,6 +107,22 @@ class HuggingFaceRerankerConfig(RerankerConfig):
     cache_dir: str | None = Field(
         default=None, description="local mode: where downloads go (default: the HF hub cache)"
     )
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        default="torch",
+        description=(
+            "local mode: what runs the model: torch, or an ONNX export run by onnxruntime "
+            "(onnx extra) or OpenVINO (openvino extra), on the CPU"
+        ),
+    )
+    quantize: Literal["none", "int8"] = Field(
+        default="none",
+        description="local mode: int8 is onnxruntime's dynamic int8 quantisation (backend onnx)",
+    )
+    export_dir: str | None = Field(
+        default=None,
+        description="local mode: where ONNX / OpenVINO exports are kept "
+        "(default: $MEMSIFT_HOME/exports)",
+    )
 
     # ---- remote mode
     endpoint_url: str | None = Field(
@@ -157,6 +177,16 @@ class HuggingFaceRerankerConfig(RerankerConfig):
                     f"{_names(wrong)} only for the remote mode, which endpoint_url selects; "
                     "set endpoint_url or remove them"
                 )
+            problem = backend_problem(self.backend, self.quantize, self.device)
+            if problem is not None:
+                raise ValueError(problem)
+            if self.backend != "torch" and self.torch_dtype != "float32":
+                raise ValueError(
+                    f"torch_dtype={self.torch_dtype!r} is for backend 'torch'; backend "
+                    f"{self.backend!r} runs float32 (or int8 with quantize)"
+                )
+            if self.backend == "torch" and self.export_dir is not None:
+                raise ValueError("export_dir is only for backend 'onnx' or 'openvino'; remove it")
         return self
 
     def _set_keys(self, keys: frozenset[str]) -> list[str]:

@@ -4,6 +4,11 @@ On the random-weight ms-marco-MiniLM-L-6 cross-encoder of :mod:`memsift.testing.
 30-candidate pool is scored, interleaved, by (a) ``CrossEncoder.predict`` on the (query,
 memory) pairs and (b) the search pipeline's :class:`memsift.search.RerankStage` with the
 ``sentence_transformer`` reranker on the same model object.
+
+:func:`bench_local_search` runs whole searches (the built-in ``minilm`` embedder, the vector
+stage, this reranker) beside the cross-encoder alone, before and after the embedder's
+thread fix, and the rerank time of every backend
+(:func:`memsift.testing.benchkit.local_search_figures`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from memsift.testing.benchkit import (
     Timed,
     build_minilm_cross_encoder,
     compare_with_stage,
+    local_search_figures,
     rerank_overhead_figure,
 )
 
@@ -70,10 +76,31 @@ def bench_rerank_overhead(repeats: int = 20) -> dict[str, float]:
     return out
 
 
+def bench_local_search(repeats: int = 15) -> list[Figure]:
+    """Whole searches and per-backend rerank times on the MiniLM-L6-shaped cross-encoder
+    (see :func:`memsift.testing.benchkit.local_search_figures`); nothing stays cached."""
+    from memsift_sentence_transformers.runtime import MODEL_CACHE
+
+    def forget(reranker: object) -> None:
+        MODEL_CACHE.discard(getattr(reranker, "_loaded", None))
+
+    with tempfile.TemporaryDirectory(prefix="memsift-bench-st-") as tmp:
+        folder = build_minilm_cross_encoder(Path(tmp) / "model")
+        return local_search_figures(
+            "memsift_sentence_transformers",
+            "sentence_transformer",
+            folder,
+            Path(tmp),
+            repeats,
+            forget=forget,
+        )
+
+
 def run(quick: bool) -> list[Figure]:
     """What ``memsift bench`` shows for this plugin (entry point ``memsift.benchmarks``)."""
     result = bench_rerank_overhead(repeats=10 if quick else 20)
-    return [rerank_overhead_figure("memsift_sentence_transformers", result)]
+    figures = [rerank_overhead_figure("memsift_sentence_transformers", result)]
+    return figures + bench_local_search(repeats=5 if quick else 15)
 
 
-__all__ = ["bench_rerank_overhead", "run"]
+__all__ = ["bench_local_search", "bench_rerank_overhead", "run"]

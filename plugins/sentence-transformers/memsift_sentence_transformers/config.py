@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
 
 from memsift import EmbedderConfig, RerankerConfig, env_secret
 from memsift.kit.local import DEVICE_PATTERN
+from memsift.kit.local_onnx import backend_problem
 
 DEFAULT_RERANKER_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
 DEFAULT_EMBEDDER_MODEL = "all-MiniLM-L6-v2"
@@ -60,6 +63,30 @@ class SentenceTransformerRerankerConfig(RerankerConfig):
         description="Hugging Face token for private or gated models (default: $HF_TOKEN)",
     )
     show_progress_bar: bool = Field(default=False, description="show a progress bar while scoring")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        default="torch",
+        description=(
+            "what runs the model: torch, or an ONNX export run by onnxruntime (onnx extra) "
+            "or by OpenVINO (openvino extra); onnx and openvino run on the CPU"
+        ),
+    )
+    quantize: Literal["none", "int8"] = Field(
+        default="none",
+        description="int8: onnxruntime's dynamic int8 quantisation of the export (backend onnx)",
+    )
+    export_dir: str | None = Field(
+        default=None,
+        description="where ONNX / OpenVINO exports are kept (default: $MEMSIFT_HOME/exports)",
+    )
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> SentenceTransformerRerankerConfig:
+        problem = backend_problem(self.backend, self.quantize, self.device)
+        if problem is not None:
+            raise ValueError(problem)
+        if self.backend == "torch" and self.export_dir is not None:
+            raise ValueError("export_dir is only for backend 'onnx' or 'openvino'; remove it")
+        return self
 
 
 class SentenceTransformerEmbedderConfig(EmbedderConfig):

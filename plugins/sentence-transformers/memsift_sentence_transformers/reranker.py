@@ -10,6 +10,12 @@ The model is loaded when the reranker is built, once per process per (model, dev
 max_length, revision, trust_remote_code, cache_folder), and shared by every instance; a
 lock serialises the forward passes on one model, so instances may be used from many threads.
 Device, cache, lock, the sigmoid and the pipeline's rules come from :mod:`memsift.kit.local`.
+
+``backend: onnx`` (optionally with ``quantize: int8``) or ``backend: openvino`` runs an ONNX
+export of the same model instead of torch (:mod:`memsift.kit.local_onnx`): the CrossEncoder
+is loaded with torch once to export it, the export is kept in ``export_dir`` and later loads
+read it, and pairs are batched by token length. ``CrossEncoder.predict`` (the torch backend)
+sorts pairs by length itself.
 """
 
 from __future__ import annotations
@@ -26,10 +32,18 @@ from memsift.kit.local import (
     check_one_label,
     load_pretrained,
 )
+from memsift.kit.local_onnx import export_folder, load_backend_cross_encoder
 from memsift_sentence_transformers.config import SentenceTransformerRerankerConfig
 from memsift_sentence_transformers.runtime import INSTALL_HINT, RUNTIME
 
 PROVIDER = "sentence_transformer"
+#: How to install what each backend needs.
+BACKEND_HINTS = {
+    "onnx": "the onnx backend needs onnx and onnxruntime: "
+    'pip install "memsift-sentence-transformers[onnx]"',
+    "openvino": "the openvino backend needs onnx and openvino: "
+    'pip install "memsift-sentence-transformers[openvino]"',
+}
 
 
 @dataclass
@@ -63,17 +77,53 @@ class SentenceTransformerReranker(LocalReranker[LoadedCrossEncoder]):
             cfg.revision,
             cfg.trust_remote_code,
             cfg.cache_folder,
+            cfg.backend,
+            cfg.quantize,
+            cfg.export_dir,
         )
-        return RUNTIME.load(cfg.device, key, self._build)
+        device = "cpu" if cfg.backend != "torch" else cfg.device
+        return RUNTIME.load(device, key, self._build)
 
     def _build(self, device: str) -> LoadedCrossEncoder:
+        cfg = self.config
+        if cfg.backend == "torch":
+            model = self._cross_encoder(device)
+        else:
+            folder = export_folder(
+                cfg.model, revision=cfg.revision, cache=cfg.cache_folder, root=cfg.export_dir
+            )
+            model = load_backend_cross_encoder(
+                folder,
+                backend=cfg.backend,
+                quantize=cfg.quantize,
+                build=self._for_export,
+                hint=BACKEND_HINTS[cfg.backend],
+            )
+        num_labels = getattr(model, "num_labels", None) or model.config.num_labels
+        check_one_label(int(num_labels), model=cfg.model, provider=PROVIDER)
+        check_max_length(cfg.max_length, model, name=cfg.model)
+        if cfg.backend != "torch":
+            return LoadedCrossEncoder(model=model, device=device, activation_arg="")
+        model.eval()
+        params = inspect.signature(model.predict).parameters
+        # sentence-transformers 4+ calls it activation_fn; 3.x called it activation_fct.
+        activation_arg = "activation_fn" if "activation_fn" in params else "activation_fct"
+        return LoadedCrossEncoder(model=model, device=device, activation_arg=activation_arg)
+
+    def _for_export(self) -> tuple[Any, Any]:
+        """The transformers model and tokenizer inside the CrossEncoder, for an export."""
+        cross_encoder = self._cross_encoder("cpu")
+        inner = getattr(cross_encoder, "transformers_model", None) or cross_encoder.model
+        return inner, cross_encoder.tokenizer
+
+    def _cross_encoder(self, device: str) -> Any:
         cfg = self.config
         try:
             from sentence_transformers import CrossEncoder
         except ImportError as exc:
             raise ConfigError(f"the sentence_transformer reranker needs {INSTALL_HINT}") from exc
         token = cfg.token.get_secret_value() if cfg.token is not None else None
-        model = load_pretrained(
+        return load_pretrained(
             lambda: CrossEncoder(
                 cfg.model,
                 device=device,
@@ -89,16 +139,22 @@ class SentenceTransformerReranker(LocalReranker[LoadedCrossEncoder]):
             cache_option="cache_folder",
             token=token,
         )
-        check_one_label(int(getattr(model, "num_labels", 1)), model=cfg.model, provider=PROVIDER)
-        check_max_length(cfg.max_length, model, name=cfg.model)
-        model.eval()
-        params = inspect.signature(model.predict).parameters
-        # sentence-transformers 4+ calls it activation_fn; 3.x called it activation_fct.
-        activation_arg = "activation_fn" if "activation_fn" in params else "activation_fct"
-        return LoadedCrossEncoder(model=model, device=device, activation_arg=activation_arg)
+
+    @property
+    def backend(self) -> str:
+        """What runs the model: ``torch``, ``onnx`` or ``openvino``."""
+        return self.config.backend
 
     def _logits(self, query: str, documents: list[str]) -> Any:
         loaded = self._loaded
+        if self.config.backend != "torch":
+            with loaded.lock:
+                return loaded.model.logits(
+                    query,
+                    documents,
+                    max_length=self.config.max_length,
+                    batch_size=self.config.batch_size,
+                )
         pairs = [(query, doc) for doc in documents]
         with RUNTIME.inference(loaded) as torch:
             out = loaded.model.predict(
