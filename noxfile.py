@@ -13,6 +13,7 @@
 - ``cross``: the cross-package tests (``tests/cross``: the full-stack config);
 - ``llamacpp``: the openai and llm plugins end to end against llama.cpp's OpenAI-compatible
   server (``llama-cpp-python[server]``, built from source, with a small GGUF model from PyPI);
+- ``reliability``: the reliability drills (``tests/reliability``) at their bounded sizes;
 - ``lint`` (ruff) and ``typecheck`` (mypy --strict on the core).
 
 Each session installs what it needs into its own virtualenv. Interpreters installed through
@@ -124,6 +125,7 @@ nox.options.sessions = [
     # plugin-<name> already; its -lowest session runs by default once the bound is older.
     *[f"plugin-{p}-lowest" for p in PLUGINS if lowest_core(ROOT / "plugins" / p) != core_version()],
     "cross",
+    "reliability",
     "llamacpp",
     "lint",
     "typecheck",
@@ -135,7 +137,19 @@ def tests(session: nox.Session) -> None:
     """The core's tests (with the offline model pack and a test-only plugin installed)."""
     session.install("-e", ".[offline,test]")
     session.install("-e", TEST_PLUGIN)
-    session.run("pytest", *(session.posargs or ["-q", "tests", "--ignore=tests/cross"]))
+    session.run(
+        "pytest",
+        *(session.posargs or ["-q", "tests", "--ignore=tests/cross", "--ignore=tests/reliability"]),
+    )
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """The reliability drills (tests/reliability), at their bounded default sizes; set
+    MEMSIFT_DRILL_KILLS / _CASES / _OPS / _SEED to drill longer (or run ``memsift drill``)."""
+    session.install("-e", ".[offline,test]")
+    session.install("-e", TEST_PLUGIN)
+    session.run("pytest", *(session.posargs or ["-q", "tests/reliability"]))
 
 
 @nox.session

@@ -7,6 +7,7 @@
 - :mod:`memsift.cli.bench`: ``memsift bench`` (and the plugins' benchmarks)
 - :mod:`memsift.cli.migrate`: ``memsift migrate`` (copy every memory to another store)
 - :mod:`memsift.cli.importer`: ``memsift import`` (load memories from a JSONL file)
+- :mod:`memsift.cli.drill`: ``memsift drill`` (the reliability drills)
 - :mod:`memsift.cli.options` and :mod:`memsift.cli.render`: the shared options, and how
   tables and errors are printed.
 
@@ -19,7 +20,7 @@ import sys
 
 import click
 
-from memsift.cli import bench, demo, importer, memory_cmds, migrate, plugins
+from memsift.cli import bench, demo, drill, importer, memory_cmds, migrate, plugins
 from memsift.cli import eval as eval_cmd
 from memsift.kit.local import show_load_progress
 
@@ -42,6 +43,7 @@ for _command in (
     bench.bench,
     migrate.migrate_command,
     importer.import_command,
+    drill.drill,
 ):
     main.add_command(_command)
 

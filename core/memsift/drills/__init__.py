@@ -1,0 +1,74 @@
+"""Reliability drills: the invariants of DESIGN 9 exercised at length, by the test suite
+(``tests/reliability``, bounded sizes) and by ``memsift drill`` (any size).
+
+- :mod:`memsift.drills.crash` (with its child :mod:`memsift.drills.writer`): SIGKILL at any
+  point of a stream of writes;
+- :mod:`memsift.drills.migration`: SIGKILL inside ``migrate``, then a rerun that finishes;
+- :mod:`memsift.drills.hostile`: generated hostile input through the API and the CLI;
+- :mod:`memsift.drills.tenants`: scoped calls whose filters try to leave the scope;
+- :mod:`memsift.drills.concurrency`: threads on one ``Memory``, tasks on one ``AsyncMemory``.
+
+Each drill returns a :class:`~memsift.drills.report.DrillReport`; :data:`DRILLS` names them
+for the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from memsift.drills.report import DrillReport
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How long to drill: kills of the crash drill (a tenth as many rounds of the migration
+    drill), hostile cases, and calls of the isolation and concurrency drills; ``seed``
+    replays a run."""
+
+    kills: int = 50
+    cases: int = 1000
+    ops: int = 400
+    seed: int = 0
+
+
+def _crash(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.crash import crash_drill
+
+    return [crash_drill(s.kills, seed=s.seed)]
+
+
+def _migration(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.migration import migration_drill
+
+    return [migration_drill(max(1, s.kills // 10), seed=s.seed)]
+
+
+def _hostile(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.hostile import hostile_drill
+
+    return [hostile_drill(s.cases, seed=s.seed)]
+
+
+def _tenants(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.tenants import tenants_drill
+
+    return [tenants_drill(s.ops, seed=s.seed)]
+
+
+def _concurrency(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.concurrency import tasks_drill, threads_drill
+
+    return [threads_drill(s.ops, seed=s.seed), tasks_drill(s.ops, seed=s.seed)]
+
+
+#: The drills by name, each run with the sizes it uses.
+DRILLS: dict[str, Callable[[Sizes], list[DrillReport]]] = {
+    "crash": _crash,
+    "migrate": _migration,
+    "hostile": _hostile,
+    "tenants": _tenants,
+    "concurrency": _concurrency,
+}
+
+__all__ = ["DRILLS", "DrillReport", "Sizes"]

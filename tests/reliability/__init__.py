@@ -1,0 +1,1 @@
+"""Reliability drills (``nox -s reliability``; ``memsift drill`` runs them longer)."""
