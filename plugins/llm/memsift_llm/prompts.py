@@ -11,6 +11,9 @@ parsed strictly (:mod:`memsift_llm.answers`): what a memory says cannot change h
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+from memsift.completions import json_schema
 
 Messages = list[dict[str, str]]
 
@@ -36,6 +39,16 @@ SCALE_FORMAT = (
     "query asks for). Write nothing else."
 )
 
+#: The same formats asked as JSON, with a schema (an llm provider that takes one).
+YES_NO_JSON_FORMAT = (
+    'Answer with the JSON object {"relevant": "yes"} if the document is relevant to the '
+    'query, {"relevant": "no"} if it is not. Write nothing else.'
+)
+SCALE_JSON_FORMAT = (
+    'Answer with the JSON object {"score": n}, n one integer from 0 (not relevant at all) to '
+    "10 (exactly what the query asks for). Write nothing else."
+)
+
 LISTWISE_TASK = (
     "Rank the {count} documents below by how relevant each is to the query, the most "
     "relevant first."
@@ -44,6 +57,40 @@ LISTWISE_FORMAT = (
     "Answer with the ids of all {count} documents, most relevant first, separated by >, "
     "for example: {example}. Write nothing else."
 )
+
+LISTWISE_JSON_FORMAT = (
+    'Answer with the JSON object {{"ranking": [ids]}}: the ids of all {count} documents, most '
+    'relevant first, for example: {{"ranking": [{example}]}}. Write nothing else.'
+)
+
+
+def relevance_format() -> dict[str, Any]:
+    """The ``response_format`` of a yes/no answer: ``{"relevant": "yes" | "no"}``."""
+    return json_schema("relevance", _object("relevant", {"type": "string", "enum": ["yes", "no"]}))
+
+
+def score_format() -> dict[str, Any]:
+    """The ``response_format`` of a 0-10 answer: ``{"score": <integer 0..10>}`` (the enum
+    too, for servers whose grammars ignore ``minimum`` and ``maximum``)."""
+    score = {"type": "integer", "enum": list(range(11)), "minimum": 0, "maximum": 10}
+    return json_schema("relevance_score", _object("score", score))
+
+
+def ranking_format(count: int) -> dict[str, Any]:
+    """The ``response_format`` of a window's ranking: ``{"ranking": [ids]}``, 1 to ``count``
+    ids each one of the window's (repeats are dropped and ids left out appended when read)."""
+    ids = {"type": "integer", "enum": list(range(1, count + 1))}
+    ranking = {"type": "array", "items": ids, "minItems": 1, "maxItems": count}
+    return json_schema("ranking", _object("ranking", ranking))
+
+
+def _object(key: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {key: value},
+        "required": [key],
+        "additionalProperties": False,
+    }
 
 
 def escape(text: str) -> str:
@@ -77,17 +124,20 @@ def pointwise_messages(
     return [{"role": "system", "content": system}, {"role": "user", "content": task}]
 
 
-def listwise_messages(query: str, documents: Sequence[str], *, limit: int) -> Messages:
-    """The messages ranking one window: documents numbered from 1, in their current order."""
+def listwise_messages(
+    query: str, documents: Sequence[str], *, limit: int, structured: bool = False
+) -> Messages:
+    """The messages ranking one window: documents numbered from 1, in their current order;
+    the answer asked as ids between ``>`` or (``structured``) as a JSON ranking."""
     count = len(documents)
-    example = " > ".join(f"[{i}]" for i in _example_ids(count))
-    system = "\n".join(
-        [
-            "You rank search results.",
-            DATA_RULE,
-            LISTWISE_FORMAT.format(count=count, example=example),
-        ]
-    )
+    if structured:
+        answer = LISTWISE_JSON_FORMAT.format(
+            count=count, example=", ".join(str(i) for i in _example_ids(count))
+        )
+    else:
+        example = " > ".join(f"[{i}]" for i in _example_ids(count))
+        answer = LISTWISE_FORMAT.format(count=count, example=example)
+    system = "\n".join(["You rank search results.", DATA_RULE, answer])
     blocks = "\n".join(document_block(d, limit, i + 1) for i, d in enumerate(documents))
     user = f"{LISTWISE_TASK.format(count=count)}\n\n{query_block(query)}\n\n{blocks}"
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
@@ -103,9 +153,14 @@ __all__ = [
     "DATA_RULE",
     "POINTWISE_TASK",
     "SCALE_FORMAT",
+    "SCALE_JSON_FORMAT",
     "YES_NO_FORMAT",
+    "YES_NO_JSON_FORMAT",
     "escape",
     "listwise_messages",
     "pointwise_messages",
+    "ranking_format",
+    "relevance_format",
+    "score_format",
     "truncate",
 ]

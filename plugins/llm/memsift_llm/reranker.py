@@ -13,12 +13,22 @@ the start, until it covers the first candidate; so the best candidates bubble up
 top. Windows are sent one after the other (each depends on the last). The candidate at
 final rank ``r`` (0-based) of ``n`` scores ``(n - r) / n``.
 
+**How answers are asked for**: when the LLM's capabilities say it takes a JSON schema or a
+JSON mode (read before each request: a provider may learn them from the server's
+answers), every request carries a ``response_format`` json_schema --
+``{"relevant": "yes"|"no"}``, ``{"score": <integer 0..10>}``, ``{"ranking": [ids of the
+window]}`` (:mod:`memsift_llm.prompts`) -- and the answer is read as that JSON; a server
+that turns the schema into a grammar (llama.cpp) then answers in the format even from a
+tiny model. Otherwise the answer is free text (one word, one number, ids between ``>``).
+Either is read strictly (:mod:`memsift_llm.answers`); the ``answer_format`` of the details
+says which (``"json_schema"`` or ``"text"``).
+
 Every failure is a :class:`memsift.RerankError` of the stage, never a score: a request that
 fails (after the llm provider's own retries), an answer that cannot be read, the time
 budget (the config's ``timeout``, for all requests of a call together) running out. On the
 async path the first failure or a cancellation cancels every request still in flight.
 The scores come back as :class:`memsift.search.RerankScores` whose details (the method,
-the number of requests, the token usage) the rerank stage adds to the ``rerank`` block.
+the answer format, the requests, the token usage) the stage adds to the ``rerank`` block.
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ import concurrent.futures
 import functools
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, SecretStr
@@ -45,18 +56,44 @@ from memsift.kit.hosted import clean_error, gather_all
 from memsift.kit.retry import Deadline
 from memsift.registry import get_llm
 from memsift.search import RerankScores
-from memsift_llm.answers import AnswerError, permutation, scale_score, yes_probability
+from memsift_llm.answers import (
+    AnswerError,
+    permutation,
+    permutation_json,
+    relevance_answer,
+    scale_json_score,
+    scale_score,
+    yes_probability,
+)
 from memsift_llm.config import LLMRerankerConfig
 from memsift_llm.prompts import (
     SCALE_FORMAT,
+    SCALE_JSON_FORMAT,
     YES_NO_FORMAT,
+    YES_NO_JSON_FORMAT,
     listwise_messages,
     pointwise_messages,
+    ranking_format,
+    relevance_format,
+    score_format,
 )
 
 PROVIDER = "llm_reranker"
 #: Alternatives asked per token when reading P("yes") ("Yes", "yes", " no", ...).
 TOP_LOGPROBS = 10
+#: The ``answer_format`` of the details: a JSON schema asked for, or free text.
+JSON_SCHEMA = "json_schema"
+TEXT = "text"
+
+
+@dataclass(frozen=True)
+class _Ask:
+    """One scoring request: its messages and options, what it reports, how it is read."""
+
+    messages: list[dict[str, str]]
+    options: dict[str, Any]
+    method: str
+    answer_format: str
 
 
 def windows(count: int, size: int, step: int) -> list[tuple[int, int]]:
@@ -93,18 +130,22 @@ class _Tally:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.methods: set[str] = set()
+        self.formats: set[str] = set()
 
-    def add(self, completion: Completion, method: str | None) -> None:
+    def add(self, completion: Completion, ask: _Ask | None) -> None:
+        """Count a request; ``ask`` None: its answer is not used (re-asked differently)."""
         with self._lock:
             self.requests += 1
             self.prompt_tokens += completion.usage.prompt_tokens
             self.completion_tokens += completion.usage.completion_tokens
-            if method is not None:
-                self.methods.add(method)
+            if ask is not None:
+                self.methods.add(ask.method)
+                self.formats.add(ask.answer_format)
 
     def details(self) -> dict[str, Any]:
         return {
             "method": "+".join(sorted(self.methods)) or None,
+            "answer_format": "+".join(sorted(self.formats)) or None,
             "requests": self.requests,
             "usage": {
                 "prompt_tokens": self.prompt_tokens,
@@ -217,26 +258,23 @@ class LLMReranker(Reranker):
         return [f.result() for f in futures]
 
     def _score_one(self, query: str, index: int, doc: str, tally: _Tally) -> float:
+        where = f"candidate {index}"
         if self.method == "logprobs":
-            answer = self._complete(
-                f"candidate {index}", self._messages(query, doc, YES_NO_FORMAT), True
-            )
+            ask = self._pointwise_ask(query, doc, logprobs=True)
+            answer = self._complete(where, ask)
             if answer.logprobs is not None:
-                tally.add(answer, "logprobs")
-                return self._read(
-                    index, lambda: yes_probability(answer.logprobs or (), answer.text)
-                )
+                tally.add(answer, ask)
+                return self._read(index, ask, answer)
             tally.add(answer, None)
             self._logprobs_answered = False  # ignored: ask on the scale from now on
-        answer = self._complete(
-            f"candidate {index}", self._messages(query, doc, SCALE_FORMAT), False
-        )
-        tally.add(answer, "scale")
-        return self._read(index, lambda: scale_score(answer.text))
+        ask = self._pointwise_ask(query, doc, logprobs=False)
+        answer = self._complete(where, ask)
+        tally.add(answer, ask)
+        return self._read(index, ask, answer)
 
-    def _complete(self, where: str, messages: list[dict[str, str]], logprobs: bool) -> Completion:
+    def _complete(self, where: str, ask: _Ask) -> Completion:
         try:
-            return self.llm.complete(messages, **self._options(logprobs))
+            return self.llm.complete(ask.messages, **ask.options)
         except Exception as exc:
             error = self._error(where, exc)
         raise error
@@ -247,14 +285,12 @@ class LLMReranker(Reranker):
         order = list(range(len(docs)))
         for start, end in windows(len(docs), self.config.window_size, self.config.step):
             window = order[start:end]
-            messages = listwise_messages(
-                query, [docs[i] for i in window], limit=self.config.max_document_chars
-            )
+            ask = self._listwise_ask(query, [docs[i] for i in window])
             where = f"window {start + 1}-{end}"
-            send = functools.partial(self._complete, where, messages, False)
+            send = functools.partial(self._complete, where, ask)
             answer = self._bounded(deadline, where, send)
-            tally.add(answer, "permutation")
-            ranked = self._read_window(where, answer.text, len(window))
+            tally.add(answer, ask)
+            ranked = self._read_window(where, ask, answer.text, len(window))
             order[start:end] = [window[j] for j in ranked]
         return rank_scores(order)
 
@@ -291,27 +327,23 @@ class LLMReranker(Reranker):
         return await gather_all(one(i, d) for i, d in enumerate(docs))
 
     async def _ascore_one(self, query: str, index: int, doc: str, tally: _Tally) -> float:
+        where = f"candidate {index}"
         if self.method == "logprobs":
-            messages = self._messages(query, doc, YES_NO_FORMAT)
-            answer = await self._acomplete(f"candidate {index}", messages, True)
+            ask = self._pointwise_ask(query, doc, logprobs=True)
+            answer = await self._acomplete(where, ask)
             if answer.logprobs is not None:
-                tally.add(answer, "logprobs")
-                return self._read(
-                    index, lambda: yes_probability(answer.logprobs or (), answer.text)
-                )
+                tally.add(answer, ask)
+                return self._read(index, ask, answer)
             tally.add(answer, None)
             self._logprobs_answered = False
-        answer = await self._acomplete(
-            f"candidate {index}", self._messages(query, doc, SCALE_FORMAT), False
-        )
-        tally.add(answer, "scale")
-        return self._read(index, lambda: scale_score(answer.text))
+        ask = self._pointwise_ask(query, doc, logprobs=False)
+        answer = await self._acomplete(where, ask)
+        tally.add(answer, ask)
+        return self._read(index, ask, answer)
 
-    async def _acomplete(
-        self, where: str, messages: list[dict[str, str]], logprobs: bool
-    ) -> Completion:
+    async def _acomplete(self, where: str, ask: _Ask) -> Completion:
         try:
-            return await self.llm.acomplete(messages, **self._options(logprobs))
+            return await self.llm.acomplete(ask.messages, **ask.options)
         except Exception as exc:
             error = self._error(where, exc)
         raise error
@@ -320,43 +352,82 @@ class LLMReranker(Reranker):
         order = list(range(len(docs)))
         for start, end in windows(len(docs), self.config.window_size, self.config.step):
             window = order[start:end]
-            messages = listwise_messages(
-                query, [docs[i] for i in window], limit=self.config.max_document_chars
-            )
+            ask = self._listwise_ask(query, [docs[i] for i in window])
             where = f"window {start + 1}-{end}"
-            answer = await self._acomplete(where, messages, False)
-            tally.add(answer, "permutation")
-            ranked = self._read_window(where, answer.text, len(window))
+            answer = await self._acomplete(where, ask)
+            tally.add(answer, ask)
+            ranked = self._read_window(where, ask, answer.text, len(window))
             order[start:end] = [window[j] for j in ranked]
         return rank_scores(order)
 
     # ------------------------------------------------------------------ shared
 
-    def _messages(self, query: str, doc: str, answer_format: str) -> list[dict[str, str]]:
-        return pointwise_messages(
+    @property
+    def structured(self) -> bool:
+        """Whether answers are asked as JSON with a schema now: the LLM's capabilities (read
+        again before every request) say it takes a JSON schema or a JSON mode."""
+        capabilities = self.llm.capabilities
+        return capabilities.json_schema or capabilities.json_mode
+
+    def _pointwise_ask(self, query: str, doc: str, *, logprobs: bool) -> _Ask:
+        structured = self.structured
+        if logprobs:
+            answer_format = YES_NO_JSON_FORMAT if structured else YES_NO_FORMAT
+            response_format = relevance_format() if structured else None
+        else:
+            answer_format = SCALE_JSON_FORMAT if structured else SCALE_FORMAT
+            response_format = score_format() if structured else None
+        messages = pointwise_messages(
             query,
             doc,
             template=self.config.scoring_prompt,
             answer_format=answer_format,
             limit=self.config.max_document_chars,
         )
+        return _Ask(
+            messages,
+            self._options(logprobs, response_format),
+            "logprobs" if logprobs else "scale",
+            JSON_SCHEMA if structured else TEXT,
+        )
 
-    def _options(self, logprobs: bool) -> dict[str, Any]:
+    def _listwise_ask(self, query: str, docs: list[str]) -> _Ask:
+        structured = self.structured
+        messages = listwise_messages(
+            query, docs, limit=self.config.max_document_chars, structured=structured
+        )
+        response_format = ranking_format(len(docs)) if structured else None
+        return _Ask(
+            messages,
+            self._options(False, response_format),
+            "permutation",
+            JSON_SCHEMA if structured else TEXT,
+        )
+
+    def _options(self, logprobs: bool, response_format: dict[str, Any] | None) -> dict[str, Any]:
         return {
+            "response_format": response_format,
             "temperature": self.config.call_temperature(),
             "max_tokens": self.config.call_max_tokens(),
             "logprobs": TOP_LOGPROBS if logprobs else None,
         }
 
-    def _read(self, index: int, read: Callable[[], float]) -> float:
+    def _read(self, index: int, ask: _Ask, answer: Completion) -> float:
+        structured = ask.answer_format == JSON_SCHEMA
         try:
-            return read()
+            if ask.method == "scale":
+                return scale_json_score(answer.text) if structured else scale_score(answer.text)
+            if structured:
+                relevance_answer(answer.text)
+            return yes_probability(answer.logprobs or (), answer.text, structured=structured)
         except AnswerError as exc:
             error = RerankError(PROVIDER, f"candidate {index}: {exc}")
         raise clean_error(error, *self._secrets)
 
-    def _read_window(self, where: str, text: str, count: int) -> list[int]:
+    def _read_window(self, where: str, ask: _Ask, text: str, count: int) -> list[int]:
         try:
+            if ask.answer_format == JSON_SCHEMA:
+                return permutation_json(text, count)
             return permutation(text, count)
         except AnswerError as exc:
             error = RerankError(PROVIDER, f"{where}: {exc}")
@@ -396,4 +467,12 @@ class LLMReranker(Reranker):
         )
 
 
-__all__ = ["PROVIDER", "TOP_LOGPROBS", "LLMReranker", "rank_scores", "windows"]
+__all__ = [
+    "JSON_SCHEMA",
+    "PROVIDER",
+    "TEXT",
+    "TOP_LOGPROBS",
+    "LLMReranker",
+    "rank_scores",
+    "windows",
+]

@@ -72,6 +72,7 @@ def fake_llm_provider() -> Iterator[str]:
     from memsift.testing import registered
 
     scripted_llm.ScriptedLLM.calls = []
+    scripted_llm.ScriptedLLM.formats = []
     scripted_llm.ScriptedLLM.cancelled = []
     with registered(scripted_llm, name="memsift-test-scripted-llm"):
         yield scripted_llm.NAME

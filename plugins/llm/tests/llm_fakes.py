@@ -4,6 +4,7 @@ requests each get their own answer, whatever order they arrive in)."""
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Callable
@@ -19,6 +20,8 @@ QUERY = "Where does Alice live?"
 _TAG = re.compile(r"<(query|document)(?: id=\"(\d+)\")?>\n(.*?)\n</\1>", re.DOTALL)
 
 Score = Callable[[str, str], float]
+#: The nested ``capabilities`` of an openai llm that takes no JSON format: free-text answers.
+TEXT_ONLY = {"json_schema": False, "json_object": False}
 
 
 def unescape(text: str) -> str:
@@ -50,18 +53,42 @@ def yes_no(score: float) -> dict[str, float]:
     return {"yes": math.log(score), "no": math.log(1.0 - score)}
 
 
+def json_tokens(key: str, value: dict[str, float]) -> list[dict[str, float]]:
+    """The tokens of ``{"<key>": "<value>"}``, ``value`` the alternatives at its position."""
+    return [{'{"': 0.0}, {key: 0.0}, {'": "': 0.0}, value, {'"}': 0.0}]
+
+
+def asked_json(body: dict[str, Any]) -> bool:
+    """Whether a request asks for JSON: by a response format, or (a server that takes none)
+    by the reranker's JSON instructions."""
+    fmt = body.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+        return True
+    messages = body.get("messages")
+    first = messages[0] if isinstance(messages, list) and messages else {}
+    return isinstance(first, dict) and "the JSON object" in str(first.get("content", ""))
+
+
 def judge(score: Score = relevance) -> Responder:
     """Answers as a model that follows the reranker's format: P("yes") = ``score`` when
-    log-probs are asked, else ``round(10 * score)``; a listwise window ranked by ``score``."""
+    log-probs are asked, else ``round(10 * score)``; a listwise window ranked by ``score``;
+    as JSON when the request asks for a JSON schema, else as free text."""
 
     def respond(body: dict[str, Any]) -> Reply:
         query, docs, listwise = prompt_data(body)
+        structured = asked_json(body)
         if listwise:
             order = sorted(range(len(docs)), key=lambda i: (-score(query, docs[i]), i))
+            if structured:
+                return Reply(json.dumps({"ranking": [i + 1 for i in order]}))
             return Reply(" > ".join(f"[{i + 1}]" for i in order))
         value = score(query, docs[0])
         if body.get("logprobs"):
+            if structured:
+                return Reply(tokens=json_tokens("relevant", yes_no(value)))
             return Reply(tokens=[yes_no(value)])
+        if structured:
+            return Reply(json.dumps({"score": round(10 * value)}))
         return Reply(str(round(10 * value)))
 
     return respond

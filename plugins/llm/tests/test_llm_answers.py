@@ -3,10 +3,27 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
-from memsift_llm.answers import AnswerError, permutation, scale_score, yes_probability
-from memsift_llm.prompts import escape, listwise_messages, pointwise_messages
+from memsift_llm.answers import (
+    AnswerError,
+    permutation,
+    permutation_json,
+    relevance_answer,
+    scale_json_score,
+    scale_score,
+    word,
+    yes_probability,
+)
+from memsift_llm.prompts import (
+    escape,
+    listwise_messages,
+    pointwise_messages,
+    ranking_format,
+    relevance_format,
+    score_format,
+)
 from memsift_llm.reranker import rank_scores, windows
 
 from memsift import TokenLogprob
@@ -121,3 +138,77 @@ def test_listwise_numbers_the_documents_of_a_window() -> None:
     user = listwise_messages("q", ["one", "two <x>"], limit=100)[1]["content"]
     assert '<document id="1">\none\n</document>' in user
     assert '<document id="2">\ntwo &lt;x&gt;\n</document>' in user
+
+
+# ---------------------------------------------------------------------- JSON answers
+
+
+@pytest.mark.parametrize(("token", "seen"), [(' "Yes', "yes"), ("NO.", "no"), ("yes_", "yes")])
+def test_tokens_are_compared_without_case_spaces_or_punctuation(token: str, seen: str) -> None:
+    assert word(token) == seen
+
+
+def test_a_json_yes_no_is_read_at_its_value_token() -> None:
+    tokens = [
+        TokenLogprob('{"', 0.0),
+        TokenLogprob("relevant", 0.0, (("relevant", 0.0), ("Yes", lp(0.01)))),
+        TokenLogprob('":', 0.0),
+        TokenLogprob(' "', 0.0),
+        TokenLogprob("yes", lp(0.2), (("Alice", lp(0.5)), ("Yes", lp(0.3)), ("No", lp(0.1)))),
+        TokenLogprob('"}', 0.0),
+    ]
+    text = '{"relevant": "yes"}'
+    assert yes_probability(tokens, text, structured=True) == pytest.approx(0.5 / 0.6)
+    assert relevance_answer(text) == "yes"
+
+
+@pytest.mark.parametrize("text", ['{"relevant": "maybe"}', '{"relevant": true}'])
+def test_a_json_relevance_that_is_not_yes_or_no_is_an_error(text: str) -> None:
+    with pytest.raises(AnswerError, match="neither yes nor no"):
+        relevance_answer(text)
+
+
+@pytest.mark.parametrize("text", ['"yes"', '{"relevant": "yes", "why": "x"}', "yes", "{"])
+def test_a_json_relevance_of_another_shape_is_an_error(text: str) -> None:
+    with pytest.raises(AnswerError, match=re.escape('not the JSON object {"relevant"')):
+        relevance_answer(text)
+
+
+@pytest.mark.parametrize(("text", "score"), [('{"score": 7}', 0.7), ('{ "score": 0 }', 0.0)])
+def test_a_json_score_maps_to_the_unit_scale(text: str, score: float) -> None:
+    assert scale_json_score(text) == pytest.approx(score)
+    assert scale_json_score('{"score": 10}') == 1.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"score": 11}', '{"score": -1}', '{"score": 7.0}', '{"score": "7"}', '{"score": null}'],
+)
+def test_a_json_score_that_is_not_an_integer_0_to_10_is_an_error(text: str) -> None:
+    with pytest.raises(AnswerError, match="not a number from 0 to 10"):
+        scale_json_score(text)
+
+
+def test_a_json_ranking_is_read_and_repaired() -> None:
+    assert permutation_json('{"ranking": [2, 3, 1]}', 3) == [1, 2, 0]
+    assert permutation_json('{"ranking": [3, 3]}', 3) == [2, 0, 1]
+    with pytest.raises(AnswerError, match=r"outside 1\.\.3"):
+        permutation_json('{"ranking": [0, 1]}', 3)
+    for bad in ('{"ranking": []}', '{"ranking": [true]}', '{"ranking": "2 > 1"}'):
+        with pytest.raises(AnswerError, match="not a ranking of ids"):
+            permutation_json(bad, 3)
+
+
+def test_the_schemas_are_objects_with_one_required_key() -> None:
+    for fmt, key in ((relevance_format(), "relevant"), (score_format(), "score")):
+        schema = fmt["json_schema"]["schema"]
+        assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+        assert schema["type"] == "object" and schema["required"] == [key]
+        assert schema["additionalProperties"] is False
+    ids = ranking_format(4)["json_schema"]["schema"]["properties"]["ranking"]
+    assert ids["items"]["enum"] == [1, 2, 3, 4] and ids["maxItems"] == 4
+
+
+def test_listwise_asks_for_json_when_structured() -> None:
+    system = listwise_messages("q", ["a", "b", "c"], limit=100, structured=True)[0]["content"]
+    assert '{"ranking": [2, 3, 1]}' in system and ">" not in system.split("tags")[-1]

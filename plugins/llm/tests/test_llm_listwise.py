@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llm_fakes import QUERY, judge, prompt_data, scores_by_text
+from llm_fakes import QUERY, TEXT_ONLY, judge, prompt_data, scores_by_text
 from memsift_llm import LLMReranker
 
 from memsift import RerankError
@@ -64,7 +64,7 @@ def test_missing_ids_follow_and_repeats_are_dropped(
     make_reranker: Make, fake_api: FakeOpenAI, mode: str
 ) -> None:
     fake_api.responder = lambda body: Reply("[3] > [3] > [1]")
-    scores = run(make_reranker(mode="listwise"), pool(4), mode)
+    scores = run(make_reranker(mode="listwise", llm={"capabilities": TEXT_ONLY}), pool(4), mode)
     # final order: 3, 1, then the missing 2 and 4 in their prior order
     assert scores == pytest.approx([3 / 4, 2 / 4, 4 / 4, 1 / 4])
 
@@ -81,8 +81,9 @@ def test_a_bad_permutation_is_an_error(
     make_reranker: Make, fake_api: FakeOpenAI, mode: str, answer: str, words: str
 ) -> None:
     fake_api.responder = lambda body: Reply(answer or " ")
+    reranker = make_reranker(mode="listwise", llm={"capabilities": TEXT_ONLY})
     with pytest.raises(RerankError, match="window 1-4") as info:
-        run(make_reranker(mode="listwise"), pool(4), mode)
+        run(reranker, pool(4), mode)
     assert words in str(info.value)
 
 

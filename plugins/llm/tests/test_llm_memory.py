@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from llm_fakes import QUERY, judge, prompt_data, scores_by_text, section
+from llm_fakes import QUERY, TEXT_ONLY, judge, prompt_data, scores_by_text, section
 
 from memsift import AsyncMemory, Memory, RerankError
 from memsift.testing.fake_openai_api import FakeOpenAI, Fault, Reply
@@ -93,8 +93,10 @@ def test_the_seed_config_reranks_by_the_answers(
     assert block["applied"] is True and block["provider"] == "llm_reranker"
     assert block["model"] == "gpt-5-mini" and block["candidates"] == 5
     assert block["method"] == "logprobs" and block["requests"] == 5
+    assert block["answer_format"] == "json_schema"
     usage = block["usage"]
-    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] == 5
+    # the fake counts two completion tokens in {"relevant": "yes"}
+    assert usage["prompt_tokens"] > 0 and usage["completion_tokens"] == 10
     assert len(fake_api.chat_requests()) == 5
 
 
@@ -114,7 +116,7 @@ def test_a_repeated_query_is_a_cache_hit_with_no_request(
 def test_a_garbage_answer_falls_back_with_the_reason(
     open_memory: Callable[..., Driver], fake_api: FakeOpenAI
 ) -> None:
-    memory = open_memory(cache_size=0)
+    memory = open_memory(cache_size=0, llm={"capabilities": TEXT_ONLY})
     vector = memory.search(top_k=4, rerank=False)["results"]
     fake_api.supports_logprobs = False
 
@@ -133,7 +135,7 @@ def test_a_garbage_answer_falls_back_with_the_reason(
 
 
 def test_on_error_raise_raises(open_memory: Callable[..., Driver], fake_api: FakeOpenAI) -> None:
-    memory = open_memory(on_error="raise", cache_size=0)
+    memory = open_memory(on_error="raise", cache_size=0, llm={"capabilities": TEXT_ONLY})
     fake_api.responder = lambda body: Reply(tokens=[{"perhaps": -0.1}])
     with pytest.raises(RerankError, match="neither yes nor no"):
         memory.search(top_k=3, rerank=True)

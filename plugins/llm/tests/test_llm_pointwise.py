@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from llm_fakes import QUERY, judge, prompt_data, scores_by_text, yes_no
+from llm_fakes import QUERY, TEXT_ONLY, judge, prompt_data, scores_by_text, yes_no
 from memsift_llm import LLMReranker
 from memsift_llm.reranker import TOP_LOGPROBS
 
@@ -106,11 +106,13 @@ def test_a_garbage_answer_is_an_error_never_a_zero(
         return judge()(body)
 
     fake_api.responder = respond
+    text_only = {"capabilities": TEXT_ONLY}
     if answer == "7":
-        assert run(make_reranker(), DOCS, mode)[2] == pytest.approx(0.7)
+        assert run(make_reranker(llm=text_only), DOCS, mode)[2] == pytest.approx(0.7)
         return
     with pytest.raises(RerankError, match="candidate 2: the answer is not a number from 0 to 10"):
-        run(make_reranker(), DOCS, mode)
+        run(make_reranker(llm=text_only), DOCS, mode)
+    assert not any("response_format" in b for b in fake_api.chat_requests())
 
 
 def test_a_yes_no_answer_without_yes_or_no_is_an_error(
@@ -118,7 +120,7 @@ def test_a_yes_no_answer_without_yes_or_no_is_an_error(
 ) -> None:
     fake_api.responder = lambda body: Reply(tokens=[{"Perhaps": math.log(0.9)}])
     with pytest.raises(RerankError, match="neither yes nor no"):
-        run(make_reranker(), DOCS, mode)
+        run(make_reranker(llm={"capabilities": TEXT_ONLY}), DOCS, mode)
 
 
 def test_a_failing_request_is_an_error_with_its_status(
@@ -161,7 +163,8 @@ def test_the_answer_format_is_the_rerankers_with_a_custom_prompt(
     assert make_reranker(scoring_prompt=prompt).rerank(QUERY, DOCS[:1])
     body = fake_api.chat_requests()[0]
     assert body["messages"][1]["content"].startswith("Would a travel agent care about <document>")
-    assert "exactly one word: yes" in body["messages"][0]["content"]
+    assert 'the JSON object {"relevant": "yes"}' in body["messages"][0]["content"]
+    assert body["response_format"]["json_schema"]["name"] == "relevance"
 
 
 def test_long_candidates_are_truncated(make_reranker: Make, fake_api: FakeOpenAI) -> None:
