@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,19 @@ def test_copies_every_memory_with_vectors_timestamps_and_history(tmp_path: Path)
     finally:
         store_a.close()
         store_b.close()
+
+
+def test_events_still_pending_in_the_source_are_copied_when_its_store_confirms_them(
+    tmp_path: Path,
+) -> None:
+    """A process killed after its store commit and before settling leaves pending events;
+    the store confirms them, so the copy carries them as Memory shows them."""
+    a, b = _config(tmp_path / "a"), _config(tmp_path / "b")
+    expected = _fill(a)
+    with sqlite3.connect(tmp_path / "a" / "history.db") as conn:
+        assert conn.execute("UPDATE history SET pending = ?", (time.time(),)).rowcount > 0
+    assert migrate(a, b).copied == len(expected["records"])
+    _check_copy(b, expected)
 
 
 def test_a_rerun_skips_what_was_copied_and_doubles_no_event(tmp_path: Path) -> None:

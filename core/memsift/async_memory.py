@@ -6,11 +6,11 @@ worker thread. ``add(infer=True)`` runs the plan of :mod:`memsift.inference` as 
 does: one ``aembed`` batch, the scope searches (concurrently), one ``acomplete`` call, one
 ``aembed`` batch of the new texts, the writes.
 
-The order of writes is ``Memory``'s (see :mod:`memsift.changes`): history events first, then
-the store, the events taken back if the store write fails, so a call that raises stored
-nothing. An ``add`` whose task is cancelled while it writes finishes that write in the
-background (history and store stay in step), so the memory may be stored; cancelled before
-(while the LLM answers, say), it writes nothing.
+The order of writes is ``Memory``'s (see :mod:`memsift.changes`): history events first
+(pending), then the store, then the events settled; the events are taken back if the store
+write fails, so a call that raises stored nothing. An ``add`` whose task is cancelled while it
+writes finishes that write in the background (history and store stay in step), so the memory
+may be stored; cancelled before (while the LLM answers, say), it writes nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from memsift.bulk import BulkProgress, MemoryItem, aadd_many
-from memsift.changes import add_events, awrite_change, new_records, take_back
+from memsift.changes import add_events, awrite_change, new_records, settle, take_back
 from memsift.config import MemoryConfig
 from memsift.inference import SIMILAR_MEMORIES, InferAdd, added_response, plan_add
 from memsift.inputs import DELETE_ALL_ARGS, GET_ALL_ARGS, SEARCH_ARGS, reject_unknown
@@ -120,13 +120,15 @@ class AsyncMemory(MemoryCore):
         return job.response()
 
     async def _awrite_add(self, records: Sequence[MemoryRecord], vectors: FloatArray) -> None:
-        """History first, then the store; the events are taken back if the store fails."""
+        """History first (pending), then the store, then the events settled; they are taken
+        back if the store fails (:func:`memsift.changes.record_then`'s order)."""
         ids = await asyncio.to_thread(self.history_db.record, add_events(records))
         try:
             await self.vector_store.ainsert(records, vectors)
         except Exception:
             await asyncio.to_thread(take_back, self.history_db, ids)
             raise
+        await asyncio.to_thread(settle, self.history_db, ids)
 
     async def search(
         self,

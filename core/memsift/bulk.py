@@ -20,9 +20,10 @@ How a call runs:
    naming its index (``items[3]: user_id must be ...``), and nothing is written.
 2. The items are cut into batches of ``batch_size``. Each batch is embedded in one
    ``embed`` call (the embedder batches and length-buckets inside it) and written as a single
-   ``add`` writes: its ADD events first, in one history transaction, then its records and
-   vectors in one store ``insert`` (one transaction in the built-in store); the events are
-   taken back if the insert fails (:func:`memsift.changes.record_then`).
+   ``add`` writes: its ADD events first (pending), in one history transaction, then its
+   records and vectors in one store ``insert`` (one transaction in the built-in store), then
+   the events settled; they are taken back if the insert fails
+   (:func:`memsift.changes.record_then`).
 3. **A call that raises stored nothing**: when a batch fails (its embedding or its write),
    the batches already written are deleted again and their events taken back before the
    error is raised (should that undo fail too, it is logged). A process killed mid-way
@@ -43,7 +44,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypedDict
 
-from memsift.changes import add_events, memory_hash, now_timestamp, take_back
+from memsift.changes import add_events, memory_hash, now_timestamp, settle, take_back
 from memsift.errors import FilterError, InvalidInputError, MemsiftError
 from memsift.filters import canonical_timestamp
 from memsift.history import History
@@ -181,15 +182,16 @@ def add_many(
 def _write(
     store: VectorStore, history: History, batch: list[MemoryRecord], vectors: Any
 ) -> list[int]:
-    """One batch as a single ``add`` writes it: its events, then the store; the events are
-    taken back if the store write fails (:func:`memsift.changes.record_then`'s order).
-    Returns the ids of the events."""
+    """One batch as a single ``add`` writes it: its events (pending), then the store, then the
+    events settled; they are taken back if the store write fails
+    (:func:`memsift.changes.record_then`'s order). Returns the ids of the events."""
     ids = history.record(add_events(batch))
     try:
         store.insert(batch, vectors)
     except BaseException:
         take_back(history, ids)
         raise
+    settle(history, ids)
     return ids
 
 
@@ -251,6 +253,7 @@ async def _awrite(
     except BaseException:
         await asyncio.to_thread(take_back, history, ids)
         raise
+    await asyncio.to_thread(settle, history, ids)
     return ids
 
 

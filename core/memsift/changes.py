@@ -22,6 +22,21 @@ old text and a re-embedded vector), the events taken back, and the error raised;
 change that raises leaves the memories and their history as they were. A step that cannot be
 undone (the delete) always comes last. Should an undo fail too, that is logged and the events
 of that step are kept (they describe what the store holds).
+
+**A kill between the two commits.** A process killed after the history commit and before the
+store's leaves events of a change the store never made; killed after the store's commit and
+before returning, events of a change the store did make. So the events are written *pending*
+(the ``History`` of a ``Memory`` is bound to its store), and :func:`settle` clears the mark
+once the store write has returned (one more history commit, without an fsync), before the call
+returns: an acknowledged change always has settled events. A pending event is shown only when
+the store confirms it (the memory's later events, or the store's ``get`` of its id: the rule
+of :mod:`memsift.history`), so a killed change shows its events exactly when the store holds
+it. A ``Memory`` opening settles the pending events its store confirms and removes the others
+once they are older than :data:`memsift.history.PENDING_LEASE`; younger ones may be another
+live process's write in flight (several processes may share a store), so they are only hidden.
+Should the settle itself fail, that is logged and the events stay pending (still shown, as
+the store confirms them): the change is made, so the call does not raise. The events kept
+after a failed undo are settled too; taken-back events are deleted, pending or not.
 """
 
 from __future__ import annotations
@@ -142,14 +157,26 @@ def delete_event(record: MemoryRecord) -> HistoryEvent:
 def record_then(history: History, events: Sequence[HistoryEvent], write: Callable[[], T]) -> T:
     """Record ``events``, then run the store ``write``; take the events back if it fails.
 
-    A history failure raises StoreError before the store is touched.
+    A history failure raises StoreError before the store is touched; the events are settled
+    once the write returned.
     """
     ids = history.record(events)
     try:
-        return write()
+        result = write()
     except Exception:
         take_back(history, ids)
         raise
+    settle(history, ids)
+    return result
+
+
+def settle(history: History, ids: Sequence[int]) -> None:
+    """Clear the pending mark of the events ``ids`` of a change whose store write returned
+    (a failure is logged: the events stay pending, shown as the store confirms them)."""
+    try:
+        history.settle(ids)
+    except Exception:
+        log.exception("%d history event(s) could not be settled; they stay pending", len(ids))
 
 
 def take_back(history: History, ids: Sequence[int] | Receipt) -> None:
@@ -197,6 +224,7 @@ def write_change(
         except Exception:
             _roll_back(history, steps, index, receipt)
             raise
+    settle(history, receipt.events)
 
 
 async def awrite_change(
@@ -216,6 +244,7 @@ async def awrite_change(
         except Exception:
             await asyncio.to_thread(_roll_back, history, steps, index, receipt)
             raise
+    await asyncio.to_thread(settle, history, receipt.events)
 
 
 def _check_order(steps: Sequence[Step]) -> None:
@@ -225,7 +254,7 @@ def _check_order(steps: Sequence[Step]) -> None:
 
 def _roll_back(history: History, steps: Sequence[Step], failed: int, receipt: Receipt) -> None:
     """Undo steps[:failed] in reverse, then take back every event but those of a step whose
-    undo failed (they describe what the store still holds), and the logged messages."""
+    undo failed (they describe what the store still holds: settled), and the logged messages."""
     kept: set[int] = set()
     for index in range(failed - 1, -1, -1):
         undo = steps[index].undo
@@ -236,10 +265,11 @@ def _roll_back(history: History, steps: Sequence[Step], failed: int, receipt: Re
             log.exception("undoing part of a failed change failed; its history events stay")
             kept.add(index)
     ids: list[int] = []
+    keep: list[int] = []
     offset = 0
     for index, step in enumerate(steps):
         count = len(step.events)
-        if index not in kept:
-            ids.extend(receipt.events[offset : offset + count])
+        (keep if index in kept else ids).extend(receipt.events[offset : offset + count])
         offset += count
     take_back(history, Receipt(events=ids, messages=receipt.messages))
+    settle(history, keep)

@@ -8,6 +8,28 @@ step by this rule (:func:`memsift.changes.record_then`): the events are written 
 events are taken back (:meth:`History.remove`) and the error is raised, and if the history
 write fails the store is not touched. So a call that raises leaves both as they were.
 
+**Pending events.** A process can die between the two commits. So a ``History`` bound to a
+store (``History(path, confirm=store.get)``, as ``Memory`` opens it) writes its events
+*pending* (column ``pending``: the time they were written; NULL once settled), and
+:meth:`History.settle` clears the mark once the store write has returned (a commit without
+an fsync: it survives a killed process; after a power loss the rule below still holds). A
+settled event is always shown; a pending one only when the store confirms it
+(:func:`confirmed`, reading the store through ``VectorStore.get`` only):
+
+- followed by a later event of the same memory (which a later change wrote after reading the
+  memory from the store): an ADD is confirmed; an UPDATE when the later event's old text is
+  its new text; a DELETE never;
+- the memory's last event: an ADD when the store holds the id with its text; an UPDATE when
+  the stored text is its new text (and, for an update that kept the text, the stored
+  ``updated_at`` is its time); a DELETE when the id is gone.
+
+A bound ``History`` opening (every ``Memory`` / ``AsyncMemory``) settles every pending event
+the store confirms, and removes those it does not once older than :data:`PENDING_LEASE`.
+Several processes may share one store, so a younger unconfirmed event may be another live
+process's write in flight: it is only hidden. An unbound ``History`` (a tool reading the file
+alone) writes settled events and shows settled events only. A file from before this column
+gets it on opening (``ALTER TABLE``), its events settled.
+
 Every SQLite error (a full disk, a locked or malformed file) surfaces as
 :class:`memsift.errors.StoreError` naming the file and carrying SQLite's own message; a write
 that fails is rolled back (when SQLite has not already rolled it back itself).
@@ -24,15 +46,20 @@ messages of a call are written in the same transaction as its events
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from memsift.errors import StoreError
+
+log = logging.getLogger("memsift")
 
 Event = Literal["ADD", "UPDATE", "DELETE"]
 
@@ -46,11 +73,16 @@ _COLUMNS = (
     "user_id",
     "agent_id",
     "run_id",
+    "pending",
 )
 _INSERT = (
     "INSERT INTO history(memory_id, event, old_memory, new_memory, created_at, "
-    "user_id, agent_id, run_id) VALUES(?, ?, ?, ?, ?, ?, ?, ?)"
+    "user_id, agent_id, run_id, pending) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_ROW = "seq, memory_id, event, old_memory, new_memory, created_at, user_id, agent_id, run_id"
+#: Seconds after which a pending event that the store does not confirm is removed when a
+#: bound ``History`` opens (younger, it may be a live process's write in flight).
+PENDING_LEASE = 3600.0
 #: How many logged messages a scope keeps (older ones are pruned as new ones come).
 LOG_KEEP = 10
 #: The longest logged message, in characters (a longer one is cut; the log is context only).
@@ -68,6 +100,37 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_scope ON messages(user_id, agent_id, run_id, seq);
 """
 _SCOPE_IS = "user_id IS ? AND agent_id IS ? AND run_id IS ?"
+
+
+class Stored(Protocol):
+    """What :func:`confirmed` reads of a stored memory (a :class:`MemoryRecord` is one)."""
+
+    @property
+    def memory(self) -> str: ...
+
+    @property
+    def updated_at(self) -> str: ...
+
+
+#: The store's lookup of one memory id (``VectorStore.get``).
+Lookup = Callable[[str], "Stored | None"]
+#: One history row as read: the columns of :data:`_ROW`, then ``pending``.
+_Row = tuple[Any, ...]
+
+
+def confirmed(row: _Row, later: _Row | None, lookup: Callable[[], Stored | None]) -> bool:
+    """Whether the store confirms the pending event ``row`` (the module doc's rule):
+    ``later`` is the next event of the same memory, if any; ``lookup`` gets it from the
+    store (called only for a last event)."""
+    event, old, new, created = str(row[2]), row[3], row[4], row[5]
+    if later is not None:
+        return event == "ADD" or (event == "UPDATE" and bool(later[3] == new))
+    stored = lookup()
+    if event == "DELETE":
+        return stored is None
+    if stored is None or stored.memory != new:
+        return False
+    return event == "ADD" or bool(old != new) or stored.updated_at == created
 
 
 @dataclass(frozen=True)
@@ -112,9 +175,12 @@ class History:
     a read or write fails.
     """
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(
+        self, path: str | Path, confirm: Lookup | None = None, *, lease: float = PENDING_LEASE
+    ) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()
+        self._confirm = confirm
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -140,14 +206,22 @@ class History:
                     created_at TEXT NOT NULL,
                     user_id TEXT,
                     agent_id TEXT,
-                    run_id TEXT
+                    run_id TEXT,
+                    pending REAL DEFAULT NULL
                 );
                 """
             )
             columns = tuple(row[1] for row in self._conn.execute("PRAGMA table_info(history)"))
+            if columns == _COLUMNS[:-1]:  # a file from before pending events
+                self._conn.execute("ALTER TABLE history ADD COLUMN pending REAL DEFAULT NULL")
+                columns = _COLUMNS
             if columns == _COLUMNS:
                 self._conn.execute(
                     "CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id, seq)"
+                )
+                self._conn.execute(
+                    "CREATE INDEX IF NOT EXISTS history_pending ON history(pending) "
+                    "WHERE pending IS NOT NULL"
                 )
                 self._conn.execute("SELECT seq FROM history ORDER BY seq DESC LIMIT 1").fetchall()
                 self._conn.executescript(_MESSAGES_TABLE)
@@ -165,13 +239,19 @@ class History:
                 f"columns {list(columns)}, expected {list(_COLUMNS)}; set history_db_path to "
                 "another file"
             )
+        if confirm is not None:
+            self.resolve_pending(lease)
 
     @contextmanager
-    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
-        """One write transaction under the lock; any SQLite error becomes StoreError."""
+    def _write(self, what: str, *, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the lock; any SQLite error becomes StoreError.
+        Not ``durable``: committed without an fsync (it survives a killed process, and the
+        next durable commit syncs it too)."""
         with self._lock:
             conn = self._conn
             try:
+                if not durable:
+                    conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("BEGIN IMMEDIATE")
                 yield conn
                 conn.execute("COMMIT")
@@ -186,12 +266,14 @@ class History:
                         f"cannot {what} the history database {self.path}: {exc}"
                     ) from exc
                 raise
+            finally:
+                if not durable:
+                    with suppress(sqlite3.Error):
+                        conn.execute("PRAGMA synchronous=FULL")
 
     def record(self, events: Sequence[HistoryEvent]) -> list[int]:
-        """Append ``events`` in one transaction; returns their ids (for :meth:`remove`).
-
-        Raises :class:`StoreError` (nothing written) when the write fails.
-        """
+        """Append ``events`` in one transaction (pending when bound); returns their ids (for
+        :meth:`remove` and :meth:`settle`). Raises :class:`StoreError` (nothing written)."""
         if not events:
             return []
         return self.record_change(events).events
@@ -208,21 +290,10 @@ class History:
         receipt = Receipt()
         if not events and not messages:
             return receipt
+        pending = time.time() if self._confirm is not None else None
         with self._write("write to") as conn:
             for e in events:
-                cursor = conn.execute(
-                    _INSERT,
-                    (
-                        e.memory_id,
-                        e.event,
-                        e.old_memory,
-                        e.new_memory,
-                        e.created_at,
-                        e.user_id,
-                        e.agent_id,
-                        e.run_id,
-                    ),
-                )
+                cursor = conn.execute(_INSERT, (*astuple(e), pending))
                 assert cursor.lastrowid is not None
                 receipt.events.append(int(cursor.lastrowid))
             for scope in dict.fromkeys(m.scope() for m in messages):
@@ -240,6 +311,78 @@ class History:
                 assert cursor.lastrowid is not None
                 receipt.messages.append(int(cursor.lastrowid))
         return receipt
+
+    def settle(self, ids: Sequence[int]) -> None:
+        """Clear the pending mark of these events (their store write returned), in one
+        transaction committed without an fsync. Raises :class:`StoreError`."""
+        if not ids:
+            return
+        with self._write("settle events in", durable=False) as conn:
+            _settle_in(conn, ids)
+
+    def resolve_pending(self, lease: float = PENDING_LEASE) -> None:
+        """Settle every pending event the store confirms; remove those it does not confirm
+        that are older than ``lease`` seconds (run when a bound ``History`` opens; a store
+        that cannot be read leaves them pending, logged)."""
+        if self._confirm is None:
+            return
+        try:
+            with self._lock:
+                pending_ids = self._conn.execute(
+                    "SELECT DISTINCT memory_id FROM history WHERE pending IS NOT NULL"
+                ).fetchall()
+            settle: list[int] = []
+            stale: list[int] = []
+            cutoff = time.time() - lease
+            for (memory_id,) in pending_ids:
+                rows = self._rows("memory_id = ?", [memory_id])
+                shown = self._shown(rows)
+                for row in rows:
+                    if row[-1] is not None and row[0] in shown:
+                        settle.append(row[0])
+                    elif row[-1] is not None and row[-1] < cutoff:
+                        stale.append(row[0])
+            if settle or stale:
+                with self._write("resolve the pending events of") as conn:
+                    _settle_in(conn, settle)
+                    conn.executemany("DELETE FROM history WHERE seq = ?", [(i,) for i in stale])
+        except Exception:
+            log.exception(
+                "could not resolve the pending events of %s; they stay pending", self.path
+            )
+
+    def _rows(self, where: str, args: Sequence[Any]) -> list[_Row]:
+        """The rows (with ``pending``) that match ``where``, by memory then seq."""
+        with self._lock:
+            try:
+                return self._conn.execute(
+                    f"SELECT {_ROW}, pending FROM history WHERE {where} ORDER BY memory_id, seq",
+                    list(args),
+                ).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
+
+    def _shown(self, rows: Sequence[_Row]) -> set[int]:
+        """The seqs of ``rows`` (ordered by memory, then seq) that are shown: the settled ones,
+        and the pending ones the store confirms (none when unbound)."""
+        confirm = self._confirm
+        shown = {row[0] for row in rows if row[-1] is None}
+        for index, row in enumerate(rows):
+            if row[-1] is not None and confirm is not None:
+                nxt = rows[index + 1] if index + 1 < len(rows) else None
+                later = nxt if nxt is not None and nxt[1] == row[1] else None
+                if confirmed(row, later, partial(confirm, row[1])):
+                    shown.add(row[0])
+        return shown
+
+    def _visible_of(self, memory_ids: Sequence[str]) -> list[_Row]:
+        out: list[_Row] = []
+        for start in range(0, len(memory_ids), 500):
+            chunk = memory_ids[start : start + 500]
+            rows = self._rows(f"memory_id IN ({','.join('?' * len(chunk))})", chunk)
+            shown = self._shown(rows)
+            out.extend(row for row in rows if row[0] in shown)
+        return out
 
     def remove(self, ids: Sequence[int]) -> None:
         """Delete the events with these ids (those :meth:`record` returned), in one transaction.
@@ -290,18 +433,11 @@ class History:
             conn.execute(f"DELETE FROM messages WHERE {where}", [pins[f] for f in fields])
 
     def get(self, memory_id: str) -> list[dict[str, Any]]:
-        """Every event of one memory, oldest first."""
-        with self._lock:
-            try:
-                rows = self._conn.execute(
-                    "SELECT seq, memory_id, event, old_memory, new_memory, created_at, user_id, "
-                    "agent_id, run_id FROM history WHERE memory_id = ? ORDER BY seq",
-                    (memory_id,),
-                ).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
+        """Every shown event of one memory, oldest first (see the module doc)."""
         out = []
-        for seq, mid, event, old, new, created, user, agent, run in rows:
+        for seq, mid, event, old, new, created, user, agent, run, _ in self._visible_of(
+            [memory_id]
+        ):
             item: dict[str, Any] = {
                 "id": seq,
                 "memory_id": mid,
@@ -318,36 +454,22 @@ class History:
 
     def events_for(self, memory_ids: Sequence[str]) -> list[HistoryEvent]:
         """The events of these memories, oldest first (what ``memsift migrate`` copies)."""
-        out: list[HistoryEvent] = []
-        ids = list(dict.fromkeys(memory_ids))
-        with self._lock:
-            try:
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    marks = ",".join("?" * len(chunk))
-                    out.extend(
-                        HistoryEvent(*row)
-                        for row in self._conn.execute(
-                            "SELECT memory_id, event, old_memory, new_memory, created_at, "
-                            f"user_id, agent_id, run_id FROM history WHERE memory_id IN ({marks}) "
-                            "ORDER BY seq",
-                            chunk,
-                        )
-                    )
-            except sqlite3.Error as exc:
-                raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
-        return out
+        rows = self._visible_of(list(dict.fromkeys(memory_ids)))
+        rows.sort(key=lambda row: int(row[0]))
+        return [HistoryEvent(*row[1:-1]) for row in rows]
 
     def memory_ids(self) -> list[str]:
-        """Every memory id that has events, in the order of its first event."""
+        """Every memory id that has shown events, in the order of its first event."""
         with self._lock:
             try:
                 rows = self._conn.execute(
-                    "SELECT memory_id FROM history GROUP BY memory_id ORDER BY MIN(seq)"
+                    "SELECT memory_id, MIN(seq), MAX(pending IS NULL) FROM history "
+                    "GROUP BY memory_id ORDER BY MIN(seq)"
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"cannot read the history database {self.path}: {exc}") from exc
-        return [str(r[0]) for r in rows]
+        shown = {str(r[1]) for r in self._visible_of([str(r[0]) for r in rows if not r[2]])}
+        return [str(r[0]) for r in rows if r[2] or str(r[0]) in shown]
 
     def replace_events(self, memory_ids: Sequence[str], events: Sequence[HistoryEvent]) -> None:
         """In one transaction: delete every event of ``memory_ids``, then append ``events``
@@ -356,22 +478,7 @@ class History:
         ids = list(dict.fromkeys(memory_ids))
         with self._write("import events into") as conn:
             conn.executemany("DELETE FROM history WHERE memory_id = ?", [(i,) for i in ids])
-            conn.executemany(
-                _INSERT,
-                [
-                    (
-                        e.memory_id,
-                        e.event,
-                        e.old_memory,
-                        e.new_memory,
-                        e.created_at,
-                        e.user_id,
-                        e.agent_id,
-                        e.run_id,
-                    )
-                    for e in events
-                ],
-            )
+            conn.executemany(_INSERT, [(*astuple(e), None) for e in events])
 
     def reset(self) -> None:
         """Delete every event and every logged message."""
@@ -382,3 +489,10 @@ class History:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _settle_in(conn: sqlite3.Connection, ids: Sequence[int]) -> None:
+    for start in range(0, len(ids), 500):
+        chunk = [int(i) for i in ids[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        conn.execute(f"UPDATE history SET pending = NULL WHERE seq IN ({marks})", chunk)

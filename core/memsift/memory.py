@@ -102,7 +102,7 @@ class MemoryCore:
             )
             self.vector_store.open(self.identity)
             history_path = cfg.history_db_path or self._default_history_path()
-            self.history_db = History(history_path)
+            self.history_db = History(history_path, self.vector_store.get)  # pending events
         except BaseException:
             self.vector_store.close()
             raise

@@ -146,7 +146,7 @@ def migrate(
     dst_identity = src_identity if same else _embedder_identity(dst_cfg)
     if src_identity != dst_identity:
         raise ConfigError(_identity_problem(src_identity, dst_identity))
-    src = _open_side("source", src_cfg, src_identity)
+    src = _open_side("source", src_cfg, src_identity, bound=True)
     try:
         dst = _open_side("target", dst_cfg, dst_identity)
     except BaseException:
@@ -182,9 +182,15 @@ def _identity_problem(a: EmbedderIdentity, b: EmbedderIdentity) -> str:
     )
 
 
-def _open_side(label: str, cfg: MemoryConfig, identity: EmbedderIdentity) -> _Side:
+def _open_side(
+    label: str, cfg: MemoryConfig, identity: EmbedderIdentity, *, bound: bool = False
+) -> _Side:
     """The store of ``cfg`` bound to ``identity``, and its history database (where
-    ``Memory`` keeps it: ``history_db_path``, else beside the store, else in the home)."""
+    ``Memory`` keeps it: ``history_db_path``, else beside the store, else in the home).
+
+    ``bound``: the history reads pending events as ``Memory`` does, confirmed by the store
+    (the source: a change killed after its store commit is copied with its history); the
+    target's copies are written settled."""
     spec = cfg.spec("vector_store")
     assert spec is not None
     store: VectorStore = spec.build(cfg.vector_store.config)
@@ -195,7 +201,7 @@ def _open_side(label: str, cfg: MemoryConfig, identity: EmbedderIdentity) -> _Si
         else:
             directory = store.data_directory
             path = (directory if directory is not None else memsift_home()) / "history.db"
-        history = History(path)
+        history = History(path, store.get if bound else None)
     except BaseException:
         store.close()
         raise

@@ -39,10 +39,12 @@ FIELDS = ("memory", "metadata", "created_at", "updated_at", "user_id")
 #: How long a writer may take to print ``ready`` (a cold start on a busy machine).
 START_TIMEOUT = 60.0
 
-#: The failure kind of a kill between a change's history commit and its store commit: the
-#: history lists an ADD, UPDATE or DELETE that the store does not hold (see the report).
+#: The failure kind of a history that lists an ADD, UPDATE or DELETE the store does not hold
+#: (a kill between a change's history commit and its store commit would show one; the
+#: pending events of :mod:`memsift.history` keep it hidden).
 HISTORY_AHEAD = "history ahead of store"
-KNOWN = frozenset({HISTORY_AHEAD})
+#: The failure kinds of documented, pinned defects the drill still counts: none.
+KNOWN: frozenset[str] = frozenset()
 
 Pairs = list[tuple[str, str | None]]
 
@@ -309,10 +311,7 @@ def one_round(store_dir: Path, model: Model, rng: random.Random, report: DrillRe
     marks = [s["compact"] for s in seen if "compact" in s]
     if marks and marks[-1] == "begin":
         report.note("killed inside a compaction")
-    ahead = report.kinds.get(HISTORY_AHEAD, 0)
     check_store(store_dir, model, inflight, report)
-    if report.kinds.get(HISTORY_AHEAD, 0) > ahead:
-        report.note("kills leaving the history ahead of the store")
 
 
 def _account(seen: list[dict[str, Any]], model: Model, report: DrillReport) -> None:
