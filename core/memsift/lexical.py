@@ -201,6 +201,34 @@ def parse_signature(signature: str) -> Analyzer:
         raise ValueError(f"not a keyword analyzer signature: {signature[:80]!r}") from exc
 
 
+def count_terms(
+    query_terms: Iterable[str], documents: Iterable[Sequence[str]]
+) -> tuple[list[dict[str, int]], dict[str, int]]:
+    """How often each document (a list of terms) holds each query term it holds, and in how
+    many documents each query term is (its document frequency)."""
+    terms = set(query_terms)
+    df: dict[str, int] = dict.fromkeys(terms, 0)
+    counts = []
+    for doc in documents:
+        tf: dict[str, int] = {}
+        for t in doc:
+            if t in terms:
+                tf[t] = tf.get(t, 0) + 1
+        for t in tf:
+            df[t] += 1
+        counts.append(tf)
+    return counts, df
+
+
+def bm25_term_sum(
+    tf: dict[str, int], length: int, idf: dict[str, float], *, k1: float, b: float, avg_len: float
+) -> float:
+    """Okapi BM25 of one document of ``length`` terms holding the query terms ``tf`` times,
+    given each term's ``idf`` and the collection's average length."""
+    norm = k1 * (1.0 - b + b * length / avg_len)
+    return sum(idf[t] * f * (k1 + 1.0) / (f + norm) for t, f in tf.items())
+
+
 def bm25_scores(
     query_terms: Sequence[str],
     documents: Iterable[Sequence[str]],
@@ -212,26 +240,15 @@ def bm25_scores(
     frequencies and the average length taken from ``documents`` themselves."""
     docs = list(documents)
     n = len(docs)
-    terms = set(query_terms)
-    if n == 0 or not terms:
+    if n == 0 or not query_terms:
         return [0.0] * n
     avg_len = sum(len(d) for d in docs) / n or 1.0
-    df: dict[str, int] = dict.fromkeys(terms, 0)
-    counts = []
-    for doc in docs:
-        tf: dict[str, int] = {}
-        for t in doc:
-            if t in terms:
-                tf[t] = tf.get(t, 0) + 1
-        for t in tf:
-            df[t] += 1
-        counts.append(tf)
-    idf = {t: math.log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in terms}
-    scores = []
-    for doc, tf in zip(docs, counts):
-        norm = k1 * (1.0 - b + b * len(doc) / avg_len)
-        scores.append(sum(idf[t] * f * (k1 + 1.0) / (f + norm) for t, f in tf.items()))
-    return scores
+    counts, df = count_terms(query_terms, docs)
+    idf = {t: math.log(1.0 + (n - k + 0.5) / (k + 0.5)) for t, k in df.items()}
+    return [
+        bm25_term_sum(tf, len(doc), idf, k1=k1, b=b, avg_len=avg_len)
+        for doc, tf in zip(docs, counts)
+    ]
 
 
 __all__ = [
@@ -240,7 +257,9 @@ __all__ = [
     "STOP_WORDS",
     "Analyzer",
     "bm25_scores",
+    "bm25_term_sum",
     "check_language",
+    "count_terms",
     "parse_signature",
     "stemmer_languages",
     "strip_diacritics",

@@ -46,7 +46,7 @@ from typing import Any
 
 from memsift.builtin.faiss.schema import chunks
 from memsift.filters import Filter, MatchAll, compile_sql, scope_ids
-from memsift.lexical import Analyzer, parse_signature
+from memsift.lexical import Analyzer, bm25_term_sum, count_terms, parse_signature
 
 log = logging.getLogger(__name__)
 
@@ -277,27 +277,14 @@ def scored_matches(
     ).fetchall()
     if not rows:
         return []
-    wanted = set(terms)
-    counted = []
-    df = dict.fromkeys(terms, 0)
-    for slot, memory_id, text, ok in rows:
-        doc = (text or "").split()
-        tf: dict[str, int] = {}
-        for t in doc:
-            if t in wanted:
-                tf[t] = tf.get(t, 0) + 1
-        for t in tf:
-            df[t] += 1
-        counted.append((int(slot), str(memory_id), tf, len(doc), bool(ok)))
+    docs = [(text or "").split() for _, _, text, _ in rows]
+    counts, df = count_terms(terms, docs)
     # FTS5's idf: ln((N - n + 0.5) / (n + 0.5)), at least 1e-6 (a term in most memories)
     idf = {t: max(1e-6, math.log((n - k + 0.5) / (k + 0.5))) for t, k in df.items()}
-    norm = K1 / (avg or 1.0)
     out = []
-    for slot, memory_id, tf, length, ok in counted:
-        d = K1 * (1.0 - B) + B * norm * length
-        out.append(
-            (slot, memory_id, sum(idf[t] * f * (K1 + 1.0) / (f + d) for t, f in tf.items()), ok)
-        )
+    for (slot, memory_id, _, ok), doc, tf in zip(rows, docs, counts):
+        score = bm25_term_sum(tf, len(doc), idf, k1=K1, b=B, avg_len=avg or 1.0)
+        out.append((int(slot), str(memory_id), score, bool(ok)))
     return out
 
 
