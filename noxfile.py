@@ -143,12 +143,17 @@ def tests(session: nox.Session) -> None:
     )
 
 
+#: The hosted providers' plugins, which the fault-matrix and secrets drills run against their
+#: fakes (huggingface without extras: its endpoint mode needs no model library).
+HOSTED_PLUGINS = ["openai", "anthropic", "cohere", "zeroentropy", "huggingface", "llm"]
+
+
 @nox.session
 def reliability(session: nox.Session) -> None:
     """The reliability drills (tests/reliability), at their bounded default sizes; set
     MEMSIFT_DRILL_KILLS / _CASES / _OPS / _SEED to drill longer (or run ``memsift drill``)."""
     session.install("-e", ".[offline,test]")
-    session.install("-e", TEST_PLUGIN)
+    session.install("-e", TEST_PLUGIN, *(a for p in HOSTED_PLUGINS for a in ("-e", f"plugins/{p}")))
     session.run("pytest", *(session.posargs or ["-q", "tests/reliability"]))
 
 
