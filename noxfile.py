@@ -134,12 +134,16 @@ nox.options.sessions = [
 
 @nox.session(python=PYTHONS)
 def tests(session: nox.Session) -> None:
-    """The core's tests (with the offline model pack and a test-only plugin installed)."""
+    """The core's tests (with the offline model pack and a test-only plugin installed), spread
+    over the machine's cores by pytest-xdist."""
     session.install("-e", ".[offline,test]")
     session.install("-e", TEST_PLUGIN)
     session.run(
         "pytest",
-        *(session.posargs or ["-q", "tests", "--ignore=tests/cross", "--ignore=tests/reliability"]),
+        *(
+            session.posargs
+            or ["-q", "-n", "auto", "tests", "--ignore=tests/cross", "--ignore=tests/reliability"]
+        ),
     )
 
 
