@@ -183,7 +183,7 @@ def _plugin_session(name: str) -> None:
         _install_plugin(session, name)
         session.install("-e", ".[offline,test]")
         session.install("-e", f"plugins/{name}[test]")
-        session.run("pytest", *(session.posargs or ["-q", f"plugins/{name}/tests"]))
+        session.run("pytest", *(session.posargs or ["-q", "-n", "auto", f"plugins/{name}/tests"]))
         if not session.posargs:
             session.install("mypy>=1.10")
             session.run("mypy", "--strict", f"plugins/{name}/{package}")
