@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from memsift.errors import StoreError
 from memsift.filters import canonical_timestamp
 from memsift.history import History, HistoryEvent, LoggedMessage, Receipt
 from memsift.records import MemoryRecord
@@ -175,8 +176,9 @@ def settle(history: History, ids: Sequence[int]) -> None:
     (a failure is logged: the events stay pending, shown as the store confirms them)."""
     try:
         history.settle(ids)
-    except Exception:
-        log.exception("%d history event(s) could not be settled; they stay pending", len(ids))
+    except Exception as exc:  # a StoreError (read-only, full disk) is no bug: no traceback
+        bug = not isinstance(exc, StoreError)
+        log.error("%d history event(s) could not be settled: %s", len(ids), exc, exc_info=bug)
 
 
 def take_back(history: History, ids: Sequence[int] | Receipt) -> None:
@@ -185,11 +187,13 @@ def take_back(history: History, ids: Sequence[int] | Receipt) -> None:
     receipt = ids if isinstance(ids, Receipt) else Receipt(events=list(ids))
     try:
         history.take_back(receipt)
-    except Exception:
-        log.exception(
-            "the store write failed and its %d history event(s) could not be removed; "
-            "the history now lists a change that did not happen",
+    except Exception as exc:
+        log.error(
+            "the store write failed and its %d history event(s) could not be removed (%s); "
+            "they stay pending, shown only if the store confirms them",
             len(receipt.events),
+            exc,
+            exc_info=not isinstance(exc, StoreError),
         )
 
 

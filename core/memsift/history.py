@@ -30,9 +30,8 @@ process's write in flight: it is only hidden. An unbound ``History`` (a tool rea
 alone) writes settled events and shows settled events only. A file from before this column
 gets it on opening (``ALTER TABLE``), its events settled.
 
-Every SQLite error (a full disk, a locked or malformed file) surfaces as
-:class:`memsift.errors.StoreError` naming the file and carrying SQLite's own message; a write
-that fails is rolled back (when SQLite has not already rolled it back itself).
+Every SQLite error (a full disk, a locked or malformed file) is a StoreError naming the file,
+SQLite's message and what to do (:mod:`memsift.errors`); a failed write is rolled back.
 
 The message log (table ``messages``) keeps the last few non-system messages that the
 ``add(infer=True)`` calls of each scope were given (each cut to
@@ -87,6 +86,8 @@ PENDING_LEASE = 3600.0
 LOG_KEEP = 10
 #: The longest logged message, in characters (a longer one is cut; the log is context only).
 LOGGED_MESSAGE_CHARS = 2000
+#: What to do about a failed write, by a word of SQLite's message (the call changed nothing).
+_ADVICE = (("full", "free disk space"), ("readonly", "make the file and its folder writable"))
 _MESSAGES_TABLE = """
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -256,14 +257,15 @@ class History:
                 yield conn
                 conn.execute("COMMIT")
             except BaseException as exc:
-                # SQLite rolls back by itself on some errors (a full disk, for one); a second
-                # ROLLBACK would fail with "no transaction is active" and hide the cause.
+                # SQLite may have rolled back itself (a full disk): a 2nd ROLLBACK hides the cause
                 if conn.in_transaction:
                     with suppress(sqlite3.Error):
                         conn.execute("ROLLBACK")
                 if isinstance(exc, sqlite3.Error):
+                    fix = next((a for w, a in _ADVICE if w in str(exc).lower()), "check the file")
                     raise StoreError(
-                        f"cannot {what} the history database {self.path}: {exc}"
+                        f"cannot {what} the history database {self.path}: {exc}; {fix} and "
+                        "retry (this call changed nothing)"
                     ) from exc
                 raise
             finally:
@@ -346,10 +348,9 @@ class History:
                 with self._write("resolve the pending events of") as conn:
                     _settle_in(conn, settle)
                     conn.executemany("DELETE FROM history WHERE seq = ?", [(i,) for i in stale])
-        except Exception:
-            log.exception(
-                "could not resolve the pending events of %s; they stay pending", self.path
-            )
+        except Exception as exc:  # a StoreError (read-only, full disk) is no bug: no traceback
+            bug = not isinstance(exc, StoreError)
+            log.error("%s: pending events stay pending: %s", self.path, exc, exc_info=bug)
 
     def _rows(self, where: str, args: Sequence[Any]) -> list[_Row]:
         """The rows (with ``pending``) that match ``where``, by memory then seq."""

@@ -138,8 +138,13 @@ def store_error(db_path: Path, action: str, exc: sqlite3.Error) -> StoreError:
         advice = (
             f"another process held the store's write lock for more than {BUSY_TIMEOUT_S:g} s; retry"
         )
-    elif "readonly" in low or "read-only" in low or "unable to open" in low:
-        advice = "check that the folder and the file exist and are writable"
+    elif "readonly" in low or "read-only" in low:
+        advice = "the file or its folder is read-only: reads work, writes need both writable"
+    elif "unable to open" in low:
+        advice = (
+            "check that the folder exists and is writable: SQLite keeps its -wal and -shm "
+            "files beside the database, even to read it"
+        )
     else:
         advice = "this call changed nothing"
     return StoreError(f"cannot {action}: the store database {db_path} failed: {cause}; {advice}")

@@ -127,11 +127,7 @@ class FaissStore(SyncedStore):
     def update(self, record: MemoryRecord, vector: FloatArray | None) -> None:
         with self._lock:
             self._require_open()
-            arr = (
-                None
-                if vector is None
-                else self._check_vectors(np.asarray(vector).reshape(1, -1), 1)
-            )
+            arr = None if vector is None else self._check_vectors(np.reshape(vector, (1, -1)), 1)
             fields = (
                 record.memory,
                 record.hash,
@@ -237,7 +233,10 @@ class FaissStore(SyncedStore):
     def _maybe_compact(self) -> None:
         cols = self._cols
         if needs_compaction(cols.size, cols.live_count()):
-            self._compact(force=False)
+            try:  # the write before it is committed: a failure (a full disk) is only logged
+                self._compact(force=False)
+            except StoreError as exc:
+                log.warning("%s; the tombstones stay until a later compaction", exc)
 
     def compact(self) -> None:
         """Drop tombstoned slots: renumber live vectors densely and rebuild the index once.

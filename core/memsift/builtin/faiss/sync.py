@@ -85,7 +85,28 @@ class SyncedStore(VectorStore):
         self._remembered: keyword.Remembered | None = None  # the last keyword search's scores
         self._scope_statistics = keyword.ScopeStatistics()  # BM25 statistics per scope
         self._closed = False
+        self._refuse_a_lost_database()
         self._conn = connect(self.db_path)
+
+    def _refuse_a_lost_database(self) -> None:
+        """Raise StoreError when the SQLite file is missing or empty but an index file or its
+        sidecar is there: the database was lost (deleted, truncated to nothing), and opening
+        would start an empty store over it. Nothing is created or removed."""
+        try:
+            if self.db_path.stat().st_size:
+                return
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return  # connect() reports what is wrong with the file
+        left = [str(p) for p in (self.index_path, self.stamp_path) if p.exists()]
+        if left:
+            raise StoreError(
+                f"the store database {self.db_path} is missing or empty, but the index files "
+                f"{', '.join(left)} are there: the database was lost. Restore it from a "
+                "backup; or, to start an empty store here, remove the index files (with the "
+                "database and its -wal and -shm files)"
+            )
 
     # ------------------------------------------------------------------ transactions
 
