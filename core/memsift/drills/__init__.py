@@ -6,7 +6,8 @@
 - :mod:`memsift.drills.migration`: SIGKILL inside ``migrate``, then a rerun that finishes;
 - :mod:`memsift.drills.hostile`: generated hostile input through the API and the CLI;
 - :mod:`memsift.drills.tenants`: scoped calls whose filters try to leave the scope;
-- :mod:`memsift.drills.concurrency`: threads on one ``Memory``, tasks on one ``AsyncMemory``.
+- :mod:`memsift.drills.concurrency`: threads on one ``Memory``, tasks on one ``AsyncMemory``;
+- :mod:`memsift.drills.environment`: damaged files, a read-only store, a full disk.
 
 Each drill returns a :class:`~memsift.drills.report.DrillReport`; :data:`DRILLS` names them
 for the command line.
@@ -23,8 +24,8 @@ from memsift.drills.report import DrillReport
 @dataclass(frozen=True)
 class Sizes:
     """How long to drill: kills of the crash drill (a tenth as many rounds of the migration
-    drill), hostile cases, and calls of the isolation and concurrency drills; ``seed``
-    replays a run."""
+    and the environment drills), hostile cases, and calls of the isolation and concurrency
+    drills; ``seed`` replays a run."""
 
     kills: int = 50
     cases: int = 1000
@@ -62,6 +63,12 @@ def _concurrency(s: Sizes) -> list[DrillReport]:
     return [threads_drill(s.ops, seed=s.seed), tasks_drill(s.ops, seed=s.seed)]
 
 
+def _environment(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.environment import environment_drill
+
+    return [environment_drill(max(1, s.kills // 10), seed=s.seed)]
+
+
 #: The drills by name, each run with the sizes it uses.
 DRILLS: dict[str, Callable[[Sizes], list[DrillReport]]] = {
     "crash": _crash,
@@ -69,6 +76,7 @@ DRILLS: dict[str, Callable[[Sizes], list[DrillReport]]] = {
     "hostile": _hostile,
     "tenants": _tenants,
     "concurrency": _concurrency,
+    "environment": _environment,
 }
 
 __all__ = ["DRILLS", "DrillReport", "Sizes"]
