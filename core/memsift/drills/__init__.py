@@ -7,7 +7,9 @@
 - :mod:`memsift.drills.hostile`: generated hostile input through the API and the CLI;
 - :mod:`memsift.drills.tenants`: scoped calls whose filters try to leave the scope;
 - :mod:`memsift.drills.concurrency`: threads on one ``Memory``, tasks on one ``AsyncMemory``;
-- :mod:`memsift.drills.environment`: damaged files, a read-only store, a full disk.
+- :mod:`memsift.drills.environment`: damaged files, a read-only store, a full disk;
+- :mod:`memsift.drills.processes` (with its child :mod:`memsift.drills.process_worker`):
+  several processes on one store path.
 
 Each drill returns a :class:`~memsift.drills.report.DrillReport`; :data:`DRILLS` names them
 for the command line.
@@ -69,6 +71,12 @@ def _environment(s: Sizes) -> list[DrillReport]:
     return [environment_drill(max(1, s.kills // 10), seed=s.seed)]
 
 
+def _processes(s: Sizes) -> list[DrillReport]:
+    from memsift.drills.processes import processes_drill
+
+    return [processes_drill(s.ops, seed=s.seed)]
+
+
 #: The drills by name, each run with the sizes it uses.
 DRILLS: dict[str, Callable[[Sizes], list[DrillReport]]] = {
     "crash": _crash,
@@ -77,6 +85,7 @@ DRILLS: dict[str, Callable[[Sizes], list[DrillReport]]] = {
     "tenants": _tenants,
     "concurrency": _concurrency,
     "environment": _environment,
+    "processes": _processes,
 }
 
 __all__ = ["DRILLS", "DrillReport", "Sizes"]

@@ -11,8 +11,12 @@ writes imply. The invariants, checked when every worker is done:
   it had written (reads run between its own writes, so they are deterministic);
 - the final state equals the models: each user's memories (text and metadata) and each
   memory's history (the acknowledged events, in order);
-- the vector index agrees with SQLite: the live count, and each memory found top-1 by its
-  own text in its scope.
+- the store agrees with itself: the count it reports (:meth:`VectorStore.count`) is the number
+  of memories ``get_all`` lists, and each memory is found top-1 by its own text in its scope;
+  on the ``faiss`` store, the in-memory index's live count is that number too.
+
+Both drills run on the faiss store of :func:`~memsift.drills.writer.drill_config` by default;
+``config`` (a temporary folder -> a ``Memory`` config) runs them on another store.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ import asyncio
 import random
 import tempfile
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from memsift.async_memory import AsyncMemory
+from memsift.builtin.faiss import FaissStore
 from memsift.drills.report import DrillReport
 from memsift.drills.writer import drill_config, word
 from memsift.errors import MemsiftError
 from memsift.memory import Memory
+
+#: A temporary folder -> the config of the ``Memory`` a drill runs on.
+ConfigFactory = Callable[[str], dict[str, Any]]
 
 
 class Worker:
@@ -131,20 +140,27 @@ def check_final(m: Memory, workers: list[Worker], report: DrillReport) -> None:
             hits = m.search(r["memory"], user_id=w.user, top_k=1, rerank=False)["results"]
             if [h["id"] for h in hits] != [r["id"]]:
                 report.fail(f"{r['id']} not found top-1 by its own text", "index")
-    store: Any = m.vector_store  # the faiss store's stats: what its index holds
-    if store.stats()["live"] != total:
-        report.fail(f"index live {store.stats()['live']} != stored {total}", "index")
+    counted = m.vector_store.count()
+    if counted != total:
+        report.fail(f"the store counts {counted} memories, get_all lists {total}", "count")
+    if isinstance(m.vector_store, FaissStore):  # what its in-memory index holds
+        live = m.vector_store.stats()["live"]
+        if live != total:
+            report.fail(f"index live {live} != stored {total}", "index")
 
 
-def threads_drill(ops: int = 400, *, threads: int = 8, seed: int = 0) -> DrillReport:
-    """``threads`` threads, ``ops`` calls in all, on one ``Memory`` (faiss store)."""
+def threads_drill(
+    ops: int = 400, *, threads: int = 8, seed: int = 0, config: ConfigFactory | None = None
+) -> DrillReport:
+    """``threads`` threads, ``ops`` calls in all, on one ``Memory`` (the faiss store unless
+    ``config`` makes another)."""
     report = DrillReport(f"{threads} threads, one Memory")
     users = [f"thread{word(i)}" for i in range(threads)]
     workers = [Worker(i, seed, users) for i in range(threads)]
     lock = threading.Lock()
     with (
         tempfile.TemporaryDirectory(prefix="memsift-threads-") as tmp,
-        Memory.from_config(drill_config(tmp)) as m,
+        Memory.from_config((config or drill_config)(tmp)) as m,
     ):
 
         def run(w: Worker) -> None:
@@ -170,16 +186,19 @@ def threads_drill(ops: int = 400, *, threads: int = 8, seed: int = 0) -> DrillRe
     return report
 
 
-def tasks_drill(ops: int = 400, *, tasks: int = 50, seed: int = 0) -> DrillReport:
-    """``tasks`` tasks, ``ops`` calls in all (at least two each), on one ``AsyncMemory``."""
+def tasks_drill(
+    ops: int = 400, *, tasks: int = 50, seed: int = 0, config: ConfigFactory | None = None
+) -> DrillReport:
+    """``tasks`` tasks, ``ops`` calls in all (at least two each), on one ``AsyncMemory`` (the
+    faiss store unless ``config`` makes another)."""
     report = DrillReport(f"{tasks} tasks, one AsyncMemory")
     users = [f"task{word(i)}" for i in range(tasks)]
     workers = [Worker(i, seed, users) for i in range(tasks)]
     with tempfile.TemporaryDirectory(prefix="memsift-tasks-") as tmp:
-        config = drill_config(tmp)
+        settings = (config or drill_config)(tmp)
 
         async def main() -> None:
-            async with AsyncMemory.from_config(config) as am:
+            async with AsyncMemory.from_config(settings) as am:
 
                 async def run(w: Worker) -> None:
                     for _ in range(max(2, ops // tasks)):
@@ -196,6 +215,6 @@ def tasks_drill(ops: int = 400, *, tasks: int = 50, seed: int = 0) -> DrillRepor
                 await asyncio.gather(*(run(w) for w in workers))
 
         asyncio.run(main())
-        with Memory.from_config(config) as m:
+        with Memory.from_config(settings) as m:
             check_final(m, workers, report)
     return report

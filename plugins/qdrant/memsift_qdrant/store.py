@@ -38,6 +38,7 @@ from memsift.errors import (
 from memsift.filters import Filter, MatchAll, evaluate
 from memsift.interfaces import EmbedderIdentity, FloatArray, MemoryRecord, VectorHit, VectorStore
 from memsift_qdrant.config import QdrantStoreConfig, client_kind
+from memsift_qdrant.folder_lock import FolderLock
 from memsift_qdrant.payload import PAYLOAD_INDEXES, from_payload, point_id, to_payload
 from memsift_qdrant.transport import (
     AsyncTransport,
@@ -89,7 +90,12 @@ class QdrantStore(VectorStore):
         self._lock = threading.RLock()
         self._identity: EmbedderIdentity | None = None
         self._closed = False
-        self._transport = self._connect()
+        self._folder_lock: FolderLock | None = None  # the local mode's folder, while open
+        try:
+            self._transport = self._connect()
+        except BaseException:
+            self._release_folder()
+            raise
         self.collection = config.collection_name
 
     # ------------------------------------------------------------------ connection
@@ -105,6 +111,9 @@ class QdrantStore(VectorStore):
             return SyncTransport(cfg.client, owned=False, local=local, where=where)
         import qdrant_client
 
+        folder = cfg.local_folder()
+        if folder is not None:  # before qdrant-client reads or writes anything there
+            self._folder_lock = FolderLock(folder)
         options = cfg.server_options()
         if cfg.path is None:
             # no version probe at construction (it runs in a thread of the client's and only
@@ -462,7 +471,15 @@ class QdrantStore(VectorStore):
             if self._closed:
                 return
             self._closed = True
-            self._transport.close()
+            try:
+                self._transport.close()
+            finally:
+                self._release_folder()
+
+    def _release_folder(self) -> None:
+        lock, self._folder_lock = self._folder_lock, None
+        if lock is not None:
+            lock.release()
 
     # ------------------------------------------------------------------ reads by id
 
