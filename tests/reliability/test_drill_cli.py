@@ -27,3 +27,11 @@ def test_sizes_must_be_positive() -> None:
     result = CliRunner().invoke(drill, ["--kills", "0"])
     assert result.exit_code == 2
     assert "--kills" in result.output
+
+
+def test_the_environment_and_processes_drills_print_their_rows() -> None:
+    args = ["--only", "environment", "--only", "processes", "--kills", "10", "--ops", "40"]
+    result = CliRunner().invoke(drill, args)
+    assert result.exit_code == 0, result.output
+    assert "hostile" in result.output and "environment" in result.output
+    assert "3 processes, one store path" in result.output
