@@ -35,3 +35,9 @@ def test_the_environment_and_processes_drills_print_their_rows() -> None:
     assert result.exit_code == 0, result.output
     assert "hostile" in result.output and "environment" in result.output
     assert "3 processes, one store path" in result.output
+
+
+def test_an_unknown_store_is_a_usage_error() -> None:
+    result = CliRunner().invoke(drill, ["--only", "concurrency", "--store", "nosuchstore"])
+    assert result.exit_code == 2
+    assert "--store" in result.output and "nosuchstore" in result.output

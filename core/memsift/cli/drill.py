@@ -19,6 +19,8 @@ from rich.text import Text
 
 from memsift.cli.render import console
 from memsift.drills import DRILLS, DrillReport, Sizes
+from memsift.errors import MemsiftError
+from memsift.registry import get_vector_store
 
 #: How many failure descriptions the command prints under the table.
 SHOWN_PROBLEMS = 10
@@ -64,14 +66,24 @@ def print_drills(reports: Sequence[DrillReport]) -> None:
     help="tenant isolation and concurrency: calls per drill",
 )
 @click.option("--seed", default=Sizes.seed, show_default=True, help="replay a run")
-def drill(names: Sequence[str], kills: int, cases: int, ops: int, seed: int) -> None:
+@click.option(
+    "--store",
+    default=Sizes.store,
+    show_default=True,
+    help="concurrency drills: the vector store provider (e.g. qdrant, its local mode)",
+)
+def drill(names: Sequence[str], kills: int, cases: int, ops: int, seed: int, store: str) -> None:
     """Run the reliability drills (crash at any point, a killed migrate, hostile input,
     tenant isolation, concurrency, damaged files and hostile environments) and print
     attempts, failures and anything lost."""
     for value, option in ((kills, "--kills"), (cases, "--cases"), (ops, "--ops")):
         if value < 1:
             raise click.BadParameter("must be at least 1", param_hint=option)
-    sizes = Sizes(kills=kills, cases=cases, ops=ops, seed=seed)
+    try:
+        get_vector_store(store)
+    except MemsiftError as exc:
+        raise click.BadParameter(str(exc), param_hint="--store") from None
+    sizes = Sizes(kills=kills, cases=cases, ops=ops, seed=seed, store=store)
     reports: list[DrillReport] = []
     # The drills provoke the warnings they check for (a rebuilt index, a full disk): keep
     # them off the terminal, where Python's last-resort handler would print them.

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from memsift.drills.report import DrillReport
 
@@ -33,6 +34,8 @@ class Sizes:
     cases: int = 1000
     ops: int = 400
     seed: int = 0
+    #: the vector store provider of the concurrency drills (given ``{"path": folder}``)
+    store: str = "faiss"
 
 
 def _crash(s: Sizes) -> list[DrillReport]:
@@ -61,8 +64,21 @@ def _tenants(s: Sizes) -> list[DrillReport]:
 
 def _concurrency(s: Sizes) -> list[DrillReport]:
     from memsift.drills.concurrency import tasks_drill, threads_drill
+    from memsift.drills.writer import drill_config
 
-    return [threads_drill(s.ops, seed=s.seed), tasks_drill(s.ops, seed=s.seed)]
+    def config(tmp: str) -> dict[str, Any]:
+        cfg = drill_config(tmp)
+        cfg["vector_store"] = {"provider": s.store, "config": {"path": f"{tmp}/store"}}
+        return cfg
+
+    reports = [
+        threads_drill(s.ops, seed=s.seed, config=config),
+        tasks_drill(s.ops, seed=s.seed, config=config),
+    ]
+    if s.store != "faiss":
+        for r in reports:
+            r.name += f" ({s.store})"
+    return reports
 
 
 def _environment(s: Sizes) -> list[DrillReport]:
