@@ -6,7 +6,7 @@ the API already gives in [0, 1]. Client lifecycle, batching, retries and error m
 come from :class:`memsift.kit.hosted.HostedReranker`; this module says how Cohere's SDK is
 built, called and read. The SDK's own retries are turned off (it sleeps up to 60 s per
 retry, whatever the reranker's ``timeout``); the base retries 429, 408, 409, 5xx and
-refused connections, honouring Retry-After only while the wait fits in the rest of the
+refused or reset connections, honouring Retry-After only while the wait fits in the rest of the
 ``timeout``. The SDK is imported when a reranker is built, never when the plugin loads.
 """
 
@@ -156,7 +156,9 @@ class CohereReranker(HostedReranker[SyncClient, AsyncClient]):
             message = f"no answer within the request timeout of {self.request_timeout:g} s"
         elif isinstance(exc, httpx.HTTPError):
             message = f"could not reach the API: {type(exc).__name__}: {exc}"
-            retry = isinstance(exc, httpx.ConnectError)
+            # a refused or reset connection, or one closed before the answer: a rerank
+            # is read-only, so sending it again is safe
+            retry = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError)
         elif hasattr(exc, "status_code") and hasattr(exc, "body"):  # cohere's ApiError
             status = exc.status_code if isinstance(exc.status_code, int) else None
             if status is not None and 200 <= status < 300:  # a success the SDK cannot parse

@@ -137,7 +137,10 @@ class HuggingFaceRerankerConfig(RerankerConfig):
         default=True, description="remote mode: ask the server to cut inputs over its limit"
     )
     max_retries: int = Field(
-        default=2, ge=0, le=10, description="remote mode: retries on 429, 502, 503, 504"
+        default=2,
+        ge=0,
+        le=10,
+        description="remote mode: retries on 429, 502, 503, 504 and refused or reset connections",
     )
     backoff: float = Field(
         default=0.5,

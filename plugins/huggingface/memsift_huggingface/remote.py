@@ -26,9 +26,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from pydantic import SecretStr
 
 from memsift import RerankError
-from memsift.kit.hosted import MAX_RETRY_WAIT, Failure, HostedReranker, rank_scores
+from memsift.kit.hosted import MAX_RETRY_WAIT, Failure, HostedReranker, rank_scores, scrub
 from memsift.kit.hosted import retry_after as _retry_after
 from memsift.kit.local import LogitReranker
 from memsift_huggingface.config import DEFAULT_HTTP_TIMEOUT, HuggingFaceRerankerConfig
@@ -139,7 +140,7 @@ class TEIReranker(LogitReranker, HostedReranker[httpx.Client, httpx.AsyncClient]
         """Translate an answer or transport error, and say whether a retry may help."""
         if isinstance(exc, _StatusAnswer):
             response = exc.response
-            message = f"{self.display_url} answered: {_error_text(response)}"
+            message = f"{self.display_url} answered: {_error_text(response, self._secret)}"
             error = RerankError(PROVIDER, message, status=response.status_code)
             retry = response.status_code in RETRY_STATUSES
             return Failure(error, retry=retry, retry_after=retry_after(response) if retry else None)
@@ -148,12 +149,15 @@ class TEIReranker(LogitReranker, HostedReranker[httpx.Client, httpx.AsyncClient]
             return Failure(RerankError(PROVIDER, message))
         if isinstance(exc, httpx.HTTPError):
             error = RerankError(PROVIDER, f"cannot reach {self.display_url}: {type(exc).__name__}")
-            return Failure(error, retry=isinstance(exc, httpx.ConnectError))
+            # refused, reset or closed before the answer: a rerank is safe to send again
+            retry = isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError)
+            return Failure(error, retry=retry)
         return Failure(RerankError(PROVIDER, f"{type(exc).__name__}: {exc}"))
 
 
-def _error_text(response: httpx.Response) -> str:
-    """TEI's ``{"error": ..., "error_type": ...}`` message, or the start of the body."""
+def _error_text(response: httpx.Response, secret: str | SecretStr | None) -> str:
+    """TEI's ``{"error": ..., "error_type": ...}`` message, or the start of the body (the
+    key scrubbed before it is cut, so that no cut-off key is left)."""
     message = ""
     with contextlib.suppress(ValueError):
         data = response.json()
@@ -161,7 +165,8 @@ def _error_text(response: httpx.Response) -> str:
             kind = data.get("error_type")
             message = f"{kind}: {data['error']}" if isinstance(kind, str) else data["error"]
     if not message:
-        message = response.text.strip()[:_BODY_SNIPPET] or response.reason_phrase
+        message = scrub(response.text.strip(), secret, limit=_BODY_SNIPPET)
+        message = message or response.reason_phrase
     return message
 
 

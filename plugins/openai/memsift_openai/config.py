@@ -37,6 +37,9 @@ DEFAULT_LLM_MODEL = "gpt-5-mini"
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 #: Seconds a request may take (each attempt), by default.
 DEFAULT_TIMEOUT = 120.0
+#: The longest Retry-After the SDK's retries wait for; a longer one fails at once (the SDK's
+#: own cap is 2 minutes). As the ``anthropic`` plugin's default ``max_retry_wait``.
+MAX_RETRY_WAIT = 30.0
 #: The vectors' dimension of OpenAI's embedding models, known without a request.
 KNOWN_DIMS: dict[str, int] = {
     "text-embedding-3-small": 1536,
@@ -94,7 +97,8 @@ class OpenAIConnection(ProviderConfig):
         ge=0,
         le=10,
         description="the SDK's retries on 408, 409, 429, 5xx, timeouts and connection errors "
-        "(with exponential backoff, honouring Retry-After up to 2 minutes)",
+        "(with exponential backoff, honouring a Retry-After of up to 30 s; a longer one "
+        "fails at once)",
     )
 
     @field_validator("base_url")
