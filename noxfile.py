@@ -158,7 +158,7 @@ def reliability(session: nox.Session) -> None:
     MEMSIFT_DRILL_KILLS / _CASES / _OPS / _SEED to drill longer (or run ``memsift drill``)."""
     session.install("-e", ".[offline,test]")
     session.install("-e", TEST_PLUGIN, *(a for p in HOSTED_PLUGINS for a in ("-e", f"plugins/{p}")))
-    session.run("pytest", *(session.posargs or ["-q", "tests/reliability"]))
+    session.run("pytest", *(session.posargs or ["-q", "-n", "auto", "tests/reliability"]))
 
 
 @nox.session

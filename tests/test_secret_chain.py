@@ -15,6 +15,7 @@ includes the plugin's providers).
 
 from __future__ import annotations
 
+import logging
 import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -200,6 +201,19 @@ def test_a_raw_section_does_not_show_its_secret_in_a_repr() -> None:
     assert "'model': 'm'" in repr(section)
 
 
+def test_a_raw_section_masks_nested_secrets_in_its_repr_and_str() -> None:
+    """An LLM reranker's nested ``llm: {config: {api_key}}``, before validation, and in a
+    MemoryConfig built directly (not resolved yet)."""
+    nested = {"llm": {"provider": "openai", "config": {"api_key": SECRET, "model": "m"}}}
+    section = ProviderSection(
+        provider="keyed", config={**nested, "extra": [{"auth_header": f"Bearer {SECRET}"}]}
+    )
+    config = MemoryConfig(reranker=section)
+    for text in (repr(section), str(section), repr(config), str(config)):
+        assert SECRET not in text
+        assert "'model': 'm'" in text and "'api_key': '**********'" in text
+
+
 # --------------------------------------------------------------------------- the helpers
 
 
@@ -268,3 +282,55 @@ def test_retrier_translations_are_raised_without_the_sdk_error() -> None:
     assert "Bearer ***" in str(info.value)
     assert info.value.__context__ is None
     assert_no_secret(info.value)
+
+
+# --------------------------------------------------------------------------- echoes and logs
+
+
+def test_scrub_masks_an_echoed_authorization_value_whatever_key_it_holds() -> None:
+    basic = "Basic ZHJpbGw6c2stdXJsY3JlZC1TZWNyZXQxMjM0NTY="  # user:password of a URL
+    assert scrub(f"Incorrect API key provided: {basic}.", SECRET) == (
+        "Incorrect API key provided: Basic ***."
+    )
+    assert scrub("got 'Bearer sk-other-0123456789'", SECRET) == "got 'Bearer ***'"
+    assert scrub("Basic authentication is required; Bearer tokens expire", None) == (
+        "Basic authentication is required; Bearer tokens expire"
+    )
+
+
+def test_sdk_log_records_lose_url_credentials_and_registered_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """httpx logs each request's URL at INFO, an SDK the error it handles at DEBUG: a URL's
+    ``user:password`` and a registered key are masked in the message and the exception."""
+    from memsift.kit.clients import ClientPair
+    from memsift.kit.redact import REDACTED_LOGGERS, install_log_redaction
+
+    ClientPair(object, object, secret=SECRET)  # building a provider's clients installs it
+    assert all(
+        any(f is install_log_redaction() for f in logging.getLogger(name).filters)
+        for name in REDACTED_LOGGERS
+    )
+    url = f"http://user:{SECRET}@127.0.0.1:9/v1"
+    with caplog.at_level(logging.DEBUG):
+        logging.getLogger("httpx").info('HTTP Request: %s %s "%d"', "POST", url, 401)
+        try:
+            raise RuntimeError(f"Client error for url '{url}'")
+        except RuntimeError:
+            logging.getLogger("openai._base_client").debug("Encountered", exc_info=True)
+        logging.getLogger("anthropic._base_client").debug("options %s", {"key": SECRET})
+    assert SECRET not in caplog.text
+    assert 'HTTP Request: POST http://***@127.0.0.1:9/v1 "401"' in caplog.text
+    assert "for url 'http://***@127.0.0.1:9/v1'" in caplog.text
+    assert "options {'key': '***'}" in caplog.text
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+def test_a_cut_off_key_is_masked_too() -> None:
+    """An excerpt cut inside the key (a body shortened before it was scrubbed) leaves its
+    start, which the scrub of the whole key would not find."""
+    cut = f"internal error while serving {SECRET[:14]}"
+    assert scrub(cut, SECRET) == "internal error while serving ***"
+    error = clean_error(RerankError("p", f"{cut}... and {SECRET}"), SecretStr(SECRET))
+    assert SECRET[:8] not in str(error) and error.message.count("***") == 2
+    assert scrub(f"keys start with {SECRET[:5]}", SECRET) == f"keys start with {SECRET[:5]}"

@@ -66,8 +66,21 @@ def require_secret(value: SecretStr | None, field: str, env_names: tuple[str, ..
 # --------------------------------------------------------------------------- sections
 
 
-#: Keys of a not yet validated config dict whose values a repr masks.
-_SECRET_KEY = re.compile(r"key|token|secret|password|credential", re.IGNORECASE)
+#: Keys of a not yet validated config dict whose values a repr masks, at any depth.
+_SECRET_KEY = re.compile(r"key|token|secret|password|credential|auth", re.IGNORECASE)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with the values of secret-named keys masked, in nested dicts and lists too
+    (an LLM reranker's nested ``llm: {config: {api_key}}``)."""
+    if isinstance(value, Mapping):
+        return {
+            k: "**********" if isinstance(k, str) and _SECRET_KEY.search(k) else _masked(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(_masked(v) for v in value)
+    return value
 
 
 class ProviderSection(BaseModel):
@@ -79,13 +92,11 @@ class ProviderSection(BaseModel):
     config: Any = Field(default_factory=dict)
 
     def __repr__(self) -> str:
-        config = self.config
-        if isinstance(config, Mapping):  # not validated yet: secrets are still plain values
-            config = {
-                k: "**********" if isinstance(k, str) and _SECRET_KEY.search(k) else v
-                for k, v in config.items()
-            }
-        return f"ProviderSection(provider={self.provider!r}, config={config!r})"
+        # not validated yet, the config is a dict whose secrets are still plain values
+        return f"ProviderSection(provider={self.provider!r}, config={_masked(self.config)!r})"
+
+    def __str__(self) -> str:
+        return repr(self)
 
 
 class SearchConfig(BaseModel):

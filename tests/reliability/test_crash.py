@@ -17,11 +17,12 @@ from memsift.drills.crash import KNOWN, crash_drill
 from memsift.drills.writer import drill_config, word
 from memsift.memory import Memory
 
-from .conftest import DrillSizes
+from .conftest import DrillSizes, DrillTable
 
 
-def test_kills_lose_nothing_acknowledged(sizes: DrillSizes) -> None:
+def test_kills_lose_nothing_acknowledged(sizes: DrillSizes, drill_table: DrillTable) -> None:
     report = crash_drill(sizes.kills, seed=sizes.seed)
+    drill_table(report)
     assert report.attempts == sizes.kills >= 50
     assert report.lost == 0, report.problems
     assert not KNOWN  # no pinned defect left

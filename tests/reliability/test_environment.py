@@ -24,16 +24,19 @@ from memsift.drills.report import DrillReport
 from memsift.errors import StoreError
 from memsift.memory import Memory
 
-from .conftest import DrillSizes
+from .conftest import DrillSizes, DrillTable
 
 
 def _rounds(sizes: DrillSizes) -> int:
     return max(1, sizes.kills // 10)
 
 
-def test_damage_and_constraints_end_in_a_rebuild_or_a_clear_error(sizes: DrillSizes) -> None:
+def test_damage_and_constraints_end_in_a_rebuild_or_a_clear_error(
+    sizes: DrillSizes, drill_table: DrillTable
+) -> None:
     rounds = _rounds(sizes)
     report = environment_drill(rounds, seed=sizes.seed)
+    drill_table(report)
     assert report.ok, (report.kinds, report.problems)
     assert report.attempts == rounds * (len(damage_cases()) + 4)
     notes = report.notes

@@ -13,11 +13,14 @@ from memsift.drills.report import DrillReport
 from memsift.drills.writer import drill_config
 from memsift.memory import Memory
 
-from .conftest import DrillSizes
+from .conftest import DrillSizes, DrillTable
 
 
-def test_generated_cases_get_documented_errors_or_succeed(sizes: DrillSizes) -> None:
+def test_generated_cases_get_documented_errors_or_succeed(
+    sizes: DrillSizes, drill_table: DrillTable
+) -> None:
     report = hostile_drill(sizes.cases, seed=sizes.seed)
+    drill_table(report)
     assert report.attempts == sizes.cases >= 500
     assert report.ok, report.problems
     assert report.notes["cli"] > 20

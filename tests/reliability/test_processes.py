@@ -12,7 +12,7 @@ import pytest
 
 from memsift.drills.processes import processes_drill
 
-from .conftest import DrillSizes
+from .conftest import DrillSizes, DrillTable
 
 #: A worker whose store never catches up with other processes' commits on a read: it keeps
 #: its stale in-memory index (its own writes still catch up, inside the write transaction).
@@ -49,8 +49,11 @@ NO_RELOAD = textwrap.dedent(
 )
 
 
-def test_processes_see_each_others_writes_and_lose_nothing(sizes: DrillSizes) -> None:
+def test_processes_see_each_others_writes_and_lose_nothing(
+    sizes: DrillSizes, drill_table: DrillTable
+) -> None:
     report = processes_drill(sizes.ops, processes=3, seed=sizes.seed)
+    drill_table(report)
     assert report.ok, report.problems
     assert report.attempts >= sizes.ops
     notes = report.notes

@@ -9,11 +9,12 @@ from memsift.drills.tenants import tenants_drill
 from memsift.drills.writer import drill_config
 from memsift.memory import Memory
 
-from .conftest import DrillSizes
+from .conftest import DrillSizes, DrillTable
 
 
-def test_no_call_leaves_its_scope(sizes: DrillSizes) -> None:
+def test_no_call_leaves_its_scope(sizes: DrillSizes, drill_table: DrillTable) -> None:
     report = tenants_drill(sizes.ops, seed=sizes.seed)
+    drill_table(report)
     assert report.attempts == sizes.ops
     assert report.ok, report.problems
     assert report.notes["deleted within the scope"] > 0  # delete_all did delete, in scope

@@ -12,7 +12,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
+from pydantic import SecretStr
+
 from memsift.kit.hosted import LoopClient, close_on_loop
+from memsift.kit.redact import install_log_redaction
 
 S = TypeVar("S")
 A = TypeVar("A")
@@ -29,7 +32,9 @@ def _close_async(client: Any) -> Awaitable[object]:
 
 class ClientPair(Generic[S, A]):
     """Builds clients on first use, thread-safely; a later call after :meth:`close` builds
-    new ones. ``close_sync`` / ``close_async`` default to the client's ``close()``."""
+    new ones. ``close_sync`` / ``close_async`` default to the client's ``close()``. Building
+    one installs :func:`memsift.kit.redact.install_log_redaction` (with ``secret``, the API
+    key, when given)."""
 
     def __init__(
         self,
@@ -38,7 +43,9 @@ class ClientPair(Generic[S, A]):
         *,
         close_sync: Callable[[S], None] = _close_sync,
         close_async: Callable[[A], Awaitable[object]] = _close_async,
+        secret: str | SecretStr | None = None,
     ) -> None:
+        install_log_redaction(secret)  # URLs with credentials (and ``secret``) out of SDK logs
         self._build_sync = build_sync
         self._build_async = build_async
         self._close_sync = close_sync

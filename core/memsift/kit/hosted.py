@@ -35,6 +35,7 @@ from memsift.errors import RerankError
 from memsift.interfaces import Reranker, RerankerConfig, check_rerank_input
 from memsift.kit.config import HostedRerankerConfig, env_default
 from memsift.kit.messages import MAX_MESSAGE, clean_error, error_message, scrub
+from memsift.kit.redact import install_log_redaction
 from memsift.kit.retry import (
     DEFAULT_BACKOFF,
     MAX_BACKOFF,
@@ -255,6 +256,7 @@ class HostedReranker(Reranker, Generic[SyncClient, AsyncClient]):
     ) -> None:
         super().__init__(config)
         self._secret = secret
+        install_log_redaction(secret)  # URLs with credentials, and the key, out of SDK logs
         self._lock = threading.Lock()
         self._sync: SyncClient | None = None
         self._async: LoopClient[AsyncClient] | None = None
