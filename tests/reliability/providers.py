@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from memsift.drills.writer import drill_embedder
+from memsift.drills.writer import drill_config
 
 from .provider_fakes import (
     EMBED_MUTATIONS,
@@ -100,14 +100,7 @@ Kind = Literal["reranker", "llm", "embedder"]
 
 
 def _base(tmp_path: Path) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "vector_store": {"provider": "faiss", "config": {"path": str(tmp_path / "store")}},
-        "history_db_path": str(tmp_path / "history.db"),
-    }
-    embedder = drill_embedder()
-    if embedder is not None:
-        config["embedder"] = embedder
-    return config
+    return drill_config(tmp_path)
 
 
 def _keyed(api_key: str | None, field_name: str = "api_key") -> dict[str, Any]:

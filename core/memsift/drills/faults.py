@@ -49,6 +49,7 @@ from typing import Any, Literal
 
 from memsift.drills.fault_proxy import Fault, FaultProxy
 from memsift.drills.report import DrillReport
+from memsift.drills.writer import word
 from memsift.errors import MemsiftError, RerankError
 from memsift.memory import Memory
 
@@ -193,7 +194,7 @@ class _Run:
 
     def next_text(self) -> str:
         self.counter += 1
-        return f"Alice noted item {_word(self.counter)} in her diary."
+        return f"Alice noted item {word(self.counter)} in her diary."
 
     def fail(self, cell: _Cell, round_: int, kind: str, problem: str) -> None:
         self.report.fail(f"{self.target.name} {cell.name} round {round_}: {problem}", kind)
@@ -209,15 +210,6 @@ class _Run:
         if elapsed > self.bound():
             self.fail(cell, -1, "latency", f"took {elapsed:.2f} s; the bound is {self.bound():g} s")
         return result, error
-
-
-def _word(n: int) -> str:
-    letters = ""
-    while True:
-        n, r = divmod(n, 26)
-        letters += chr(ord("a") + r)
-        if not n:
-            return letters
 
 
 def _snapshot(memory: Memory) -> Any:

@@ -116,13 +116,23 @@ def key_source(target: Target, source: str, secret: str) -> Iterator[str | None]
     """Yield the ``api_key`` to put in the config for ``source`` (``"config"``: the secret;
     an environment variable's name: None, with only that variable set to the secret; a
     name of :func:`key_options`: None, with no variable set)."""
-    saved = {name: os.environ.get(name) for name in target.key_envs}
-    try:
-        for name in target.key_envs:
-            os.environ.pop(name, None)
-        if source in target.key_envs:
-            os.environ[source] = secret
+    values = {name: secret if name == source else None for name in target.key_envs}
+    with environment(values):
         yield secret if source == "config" else None
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (a str) or unset (None) these environment variables for the block, then put
+    back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
     finally:
         for name, value in saved.items():
             if value is None:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
@@ -65,6 +64,7 @@ from memsift.drills.secret_targets import (
     Served,
     Target,
     closed_url,
+    environment,
     key_options,
     key_source,
     new_secret,
@@ -347,17 +347,9 @@ class _Run:
         """``memsift plugins`` (and ``--json``, ``--all``) with every key variable set."""
         from memsift.cli.plugins import plugins
 
-        saved = {name: os.environ.get(name) for name in self.target.key_envs}
-        os.environ.update(dict.fromkeys(self.target.key_envs, self.secret))
-        try:
+        with environment(dict.fromkeys(self.target.key_envs, self.secret)):
             for args in ([], ["--json"], ["--all", "--json"]):
                 self.invoke(plugins, args, f"memsift plugins {' '.join(args)}".strip(), 0)
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
     def logs(self, capture: LogCapture) -> None:
         """No record holds the key; and the SDKs' own DEBUG records were there to look at."""
