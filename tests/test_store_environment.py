@@ -183,3 +183,37 @@ def test_a_failed_settle_logs_a_traceback_only_for_a_bug(caplog: pytest.LogCaptu
     settle(Failing(RuntimeError("a bug")), [2])  # type: ignore[arg-type]
     records = [r for r in caplog.records if "could not be settled" in r.getMessage()]
     assert [bool(r.exc_info) for r in records] == [False, True]
+
+
+@pytest.mark.parametrize("how", ["emptied", "deleted"])
+def test_a_lost_history_beside_a_filled_store_is_reported(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = drill_config(tmp_path)
+    with Memory.from_config(config) as m:
+        added = m.add(["alpha note", "beta note"], user_id="u")["results"]
+    history_file = Path(config["history_db_path"])
+    for extra in ("-wal", "-shm"):
+        Path(f"{history_file}{extra}").unlink(missing_ok=True)
+    if how == "emptied":
+        history_file.write_bytes(b"")
+    else:
+        history_file.unlink()
+    with caplog.at_level("WARNING", logger="memsift"), Memory.from_config(config) as m:
+        kept = sorted(r["id"] for r in m.get_all(user_id="u")["results"])
+        assert kept == sorted(r["id"] for r in added)
+        assert m.history(added[0]["id"]) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(str(history_file) in w and "holds 2 memories" in w for w in warnings), warnings
+
+
+def test_a_new_store_and_a_normal_reopen_report_no_lost_history(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = drill_config(tmp_path)
+    with caplog.at_level("WARNING", logger="memsift"):
+        with Memory.from_config(config) as m:
+            m.add("gamma note", user_id="u")
+        with Memory.from_config(config) as m:
+            assert len(m.get_all(user_id="u")["results"]) == 1
+    assert not [r for r in caplog.records if "history database" in r.getMessage()]

@@ -48,16 +48,36 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 
 from memsift.errors import StoreError
 from memsift.filters import canonical_timestamp
-from memsift.history import History, HistoryEvent, LoggedMessage, Receipt
+from memsift.history import History, HistoryEvent, LoggedMessage, Lookup, Receipt
 from memsift.records import MemoryRecord
 
 log = logging.getLogger("memsift")
 
 T = TypeVar("T")
+
+
+def open_history(path: str | Path, lookup: Lookup, count: Callable[[], int]) -> History:
+    """The history at ``path``, bound to its store (``lookup`` is the store's ``get``, which
+    confirms pending events). A history file that is missing or empty (its ``-wal`` too)
+    while the store already holds memories (``count``) starts empty: their earlier events
+    are not in it, which is logged as a warning (the memories themselves are intact)."""
+    file = Path(path).expanduser()
+    sizes = [f.stat().st_size for f in (file, file.with_name(file.name + "-wal")) if f.exists()]
+    history = History(file, lookup)
+    if not any(sizes) and (held := count()) > 0:
+        log.warning(
+            "the history database %s was missing or empty, but the store holds %d memories: "
+            "their earlier history is not in it (the memories are intact). Restore the file "
+            "from a backup to get it back, or point history_db_path at the right one",
+            file,
+            held,
+        )
+    return history
 
 
 def now_timestamp() -> str:

@@ -27,6 +27,7 @@ from memsift.changes import (
     memory_hash,
     new_records,
     now_timestamp,
+    open_history,
     record_then,
     update_event,
     updated_record,
@@ -36,7 +37,6 @@ from memsift.config import MemoryConfig, memsift_home
 from memsift.errors import InvalidInputError, MemoryNotFoundError
 from memsift.extraction import EXTRACTION_PROMPT, extraction_messages, parse_facts
 from memsift.filters import scope_ids
-from memsift.history import History
 from memsift.inference import SIMILAR_MEMORIES, AddPlan, InferAdd, added_response, plan_add
 from memsift.inputs import (
     ADD_ARGS,
@@ -102,7 +102,8 @@ class MemoryCore:
             )
             self.vector_store.open(self.identity)
             history_path = cfg.history_db_path or self._default_history_path()
-            self.history_db = History(history_path, self.vector_store.get)  # pending events
+            store = self.vector_store
+            self.history_db = open_history(history_path, store.get, store.count)
         except BaseException:
             self.vector_store.close()
             raise
