@@ -84,8 +84,10 @@ class CohereReranker(HostedReranker[SyncClient, AsyncClient]):
         super().__init__(
             config, max_retries=config.max_retries, request_timeout=timeout, secret=config.api_key
         )
-        # Load the SDK now, so the first search does not pay for the import.
-        importlib.import_module("cohere")
+        # Load the SDK now, so the first search does not pay for the import inside its
+        # timeout: `import cohere` is lazy, its clients' module (cohere.client_v2, about
+        # 700 modules, half a second) loads on first use.
+        importlib.import_module("cohere.client_v2")
         if config.return_documents is not None:
             log.info(
                 "cohere: return_documents is accepted for compatibility and changes nothing; "

@@ -55,3 +55,25 @@ def test_base_url_comes_from_co_api_url(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_values_are_config_errors(options: dict[str, object], needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         _section(api_key=API_KEY, **options)
+
+
+def test_building_the_reranker_loads_the_sdk_clients_not_the_first_search() -> None:
+    """``import cohere`` is lazy; the clients' module takes about half a second to load, which
+    the first search would otherwise pay inside its timeout. Loading the plugin loads none."""
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import sys
+        import memsift_cohere
+        from memsift_cohere import CohereConfig, CohereReranker
+        assert "cohere.client_v2" not in sys.modules, "the plugin's import loaded the SDK"
+        CohereReranker(CohereConfig(api_key="k", base_url="http://127.0.0.1:9"))
+        print("cohere.client_v2" in sys.modules)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"
