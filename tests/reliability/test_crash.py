@@ -12,8 +12,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from memsift.drills.crash import KNOWN, crash_drill
+from memsift.drills.report import DrillReport
 from memsift.drills.writer import drill_config, word
 from memsift.memory import Memory
 
@@ -157,3 +161,38 @@ def test_a_kill_after_the_store_commit_of_a_delete_all_shows_it(tmp_path: Path) 
         assert m.get_all(user_id="u0")["results"] == []
         assert [[e["event"] for e in m.history(i)] for i in ids] == [["ADD", "DELETE"]] * 2
         assert _settled(m)
+
+
+class _TiedStore:
+    """A stand-in for a Memory whose every search ties ``ties`` memories at the top score,
+    the one asked for (``present``) among them or not, followed by a worse hit."""
+
+    def __init__(self, ties: int, present: bool) -> None:
+        self.ties, self.present = ties, present
+        self.vector_store = self
+        self.top_ks: list[int] = []
+
+    def stats(self) -> dict[str, int]:
+        return {"live": 1}
+
+    def search(self, query: str, *, user_id: str, top_k: int, rerank: bool) -> dict[str, Any]:
+        self.top_ks.append(top_k)
+        group = [f"other{i}" for i in range(self.ties - 1)] + ["me" if self.present else "x"]
+        hits = [{"id": i, "vector_score": 1.0} for i in group]
+        hits.append({"id": "worse", "vector_score": 0.5})
+        return {"results": hits[:top_k]}
+
+
+@pytest.mark.parametrize("ties", [1, 3, 40, 600])
+def test_the_index_check_looks_past_a_tie_that_fills_the_hits(ties: int) -> None:
+    from memsift.drills.crash import _check_index
+
+    rec = {"id": "me", "memory": "text", "user_id": "u"}
+    found = DrillReport("t")
+    _check_index(_TiedStore(ties, present=True), [rec], [], found)
+    assert found.ok, found.problems
+    missing = DrillReport("t")
+    store = _TiedStore(ties, present=False)
+    _check_index(store, [rec], [], missing)
+    assert missing.kinds == {"index": 1}
+    assert max(store.top_ks) > ties or ties >= 1000
